@@ -1,0 +1,156 @@
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { portOpen, startAzurite, type AzuritePorts, type RunningAzurite } from './azurite';
+import { startEntraStandIn, type EntraStandIn } from './standins/entra';
+import { startGraphStandIn, type GraphStandIn } from './standins/graph';
+import { API_APP, DEV_TENANT_ID, FUNCTION_IDENTITY } from './standins/identities';
+import { startKeyVaultStandIn, type KeyVaultStandIn } from './standins/keyvault';
+import { ensureLocalTls, LOCAL_DIR, type LocalTls } from './tls';
+
+export interface StackPorts {
+  entra: number;
+  keyVault: number;
+  graph: number;
+  azurite: AzuritePorts;
+}
+
+export interface StackOptions {
+  /** Settings as given (environment over local.settings.json). What is set here is used as is. */
+  settings: Record<string, string>;
+  /** Ports for what the stack starts; `'free'` picks free ones (tests). */
+  ports: StackPorts | 'free';
+  /** Added latency per stand-in answer, in ms (the benchmark sets these). */
+  latencyMs?: { entra?: number; keyVault?: number; graph?: number };
+  /** Keep Azurite's data on disk here instead of in memory. */
+  azuriteLocation?: string;
+}
+
+export interface LocalStack {
+  /** The settings the function host runs with: the given ones plus the started services'. */
+  settings: Record<string, string>;
+  tls: LocalTls;
+  entra: EntraStandIn | undefined;
+  keyVault: KeyVaultStandIn | undefined;
+  graph: GraphStandIn | undefined;
+  azurite: RunningAzurite | undefined;
+  /** What was started, for the banner. */
+  started: string[];
+  stop(): Promise<void>;
+}
+
+/** A free loopback port (for tests; there is a small window in which another process could take it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/**
+ * Starts what the settings leave out: the Entra ID, Key Vault and Graph stand-ins and Azurite,
+ * each only where its setting (`ENTRA_AUTHORITY_HOST`, `KEY_VAULT_URL`, `GRAPH_BASE_URL`,
+ * `AzureWebJobsStorage`) is not given, and returns the settings that point the app at them.
+ * The Key Vault and Graph stand-ins accept only tokens of the Entra stand-in, so starting either
+ * starts that too.
+ */
+export async function startLocalStack(options: StackOptions): Promise<LocalStack> {
+  // An empty value (as in a copied local.settings.sample.json) counts as not given.
+  const given = Object.fromEntries(Object.entries(options.settings).filter(([, v]) => v !== ''));
+  const settings: Record<string, string> = { ...given };
+  const tls = await ensureLocalTls();
+  const ports = options.ports;
+  const port = (name: 'entra' | 'keyVault' | 'graph'): number => (ports === 'free' ? 0 : ports[name]);
+  const started: string[] = [];
+  const stoppers: (() => Promise<void>)[] = [];
+
+  const stop = async (): Promise<void> => {
+    for (const s of stoppers.reverse()) await s().catch(() => undefined);
+  };
+
+  try {
+    const needVault = !given.KEY_VAULT_URL;
+    const needGraph = !given.GRAPH_BASE_URL;
+    const needEntra = !given.ENTRA_AUTHORITY_HOST || needVault || needGraph;
+
+    let entra: EntraStandIn | undefined;
+    if (needEntra) {
+      entra = await startEntraStandIn({ tls, port: port('entra'), latencyMs: options.latencyMs?.entra ?? 0 });
+      stoppers.push(() => entra!.close());
+      started.push(`Entra ID stand-in   ${entra.url}`);
+    }
+    if (!given.ENTRA_AUTHORITY_HOST && entra) {
+      settings.ENTRA_AUTHORITY_HOST = entra.url;
+      settings.ENTRA_TENANT_ID ||= DEV_TENANT_ID;
+      settings.ENTRA_CLIENT_ID ||= API_APP.clientId;
+      if (!given.ENTRA_CLIENT_SECRET && !given.ENTRA_CLIENT_CERTIFICATE_PATH) {
+        settings.ENTRA_CLIENT_SECRET = API_APP.clientSecret;
+      }
+      // So that a request without targetHostName works when trying the app locally.
+      settings.TARGET_HOST_NAME ||= 'graph-notify.local';
+    }
+
+    let keyVault: KeyVaultStandIn | undefined;
+    if (needVault && entra) {
+      const authority = entra;
+      keyVault = await startKeyVaultStandIn({
+        tls,
+        port: port('keyVault'),
+        authorityUrl: authority.url,
+        tenantId: DEV_TENANT_ID,
+        verifyToken: (token, audiences) => authority.verifyIssued(token, audiences),
+        latencyMs: options.latencyMs?.keyVault ?? 0,
+      });
+      stoppers.push(() => keyVault!.close());
+      started.push(`Key Vault stand-in  ${keyVault.url}`);
+      settings.KEY_VAULT_URL = keyVault.url;
+      // The vault at 127.0.0.1 is not under its challenge's resource host (vault.azure.net).
+      settings.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION = 'true';
+      // What EnvironmentCredential reads; naming it keeps @azure/identity off the metadata address.
+      settings.AZURE_TOKEN_CREDENTIALS = 'EnvironmentCredential';
+      settings.AZURE_TENANT_ID = DEV_TENANT_ID;
+      settings.AZURE_CLIENT_ID = FUNCTION_IDENTITY.clientId;
+      settings.AZURE_CLIENT_SECRET = FUNCTION_IDENTITY.clientSecret;
+      settings.AZURE_AUTHORITY_HOST = authority.url;
+    }
+
+    let graph: GraphStandIn | undefined;
+    if (needGraph && entra) {
+      const authority = entra;
+      graph = await startGraphStandIn({
+        tls,
+        port: port('graph'),
+        verifyToken: (token, audiences) => authority.verifyIssued(token, audiences),
+        latencyMs: options.latencyMs?.graph ?? 0,
+      });
+      stoppers.push(() => graph!.close());
+      started.push(`Graph stand-in      ${graph.baseUrl}  (received notifications: ${graph.url}/)`);
+      settings.GRAPH_BASE_URL = graph.baseUrl;
+    }
+
+    let azurite: RunningAzurite | undefined;
+    // `UseDevelopmentStorage=true` means Azurite on its default ports: start it there unless it runs.
+    const devStorage = /^UseDevelopmentStorage=true$/i.test(given.AzureWebJobsStorage ?? '');
+    if (!given.AzureWebJobsStorage || (devStorage && !(await portOpen(10001)))) {
+      const azuritePorts = devStorage
+        ? { blob: 10000, queue: 10001, table: 10002 }
+        : ports === 'free'
+          ? { blob: await freePort(), queue: await freePort(), table: await freePort() }
+          : ports.azurite;
+      azurite = await startAzurite(azuritePorts, { location: options.azuriteLocation });
+      stoppers.push(() => azurite!.stop());
+      started.push(`Azurite (queues)    ${azurite.queueUrl}`);
+      settings.AzureWebJobsStorage = azurite.connectionString;
+    }
+
+    return { settings, tls, entra, keyVault, graph, azurite, started, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+export const AZURITE_DATA = path.join(LOCAL_DIR, 'azurite');

@@ -1,0 +1,73 @@
+import { startFunctionHost } from './host-process';
+import { DEFAULT_PORTS } from './ports';
+import { localSettings } from './settings';
+import { AZURITE_DATA, startLocalStack } from './stack';
+
+// `npm start`: the whole app on this machine with no configuration and no cloud account.
+
+async function main(): Promise<void> {
+  const began = performance.now();
+  const given = localSettings(process.env);
+  const stack = await startLocalStack({
+    settings: given,
+    ports: {
+      entra: DEFAULT_PORTS.entra,
+      keyVault: DEFAULT_PORTS.keyVault,
+      graph: DEFAULT_PORTS.graph,
+      azurite: {
+        blob: DEFAULT_PORTS.azuriteBlob,
+        queue: DEFAULT_PORTS.azuriteQueue,
+        table: DEFAULT_PORTS.azuriteTable,
+      },
+    },
+    azuriteLocation: AZURITE_DATA,
+  });
+  let stopping = false;
+  const stopAll = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nStopping…');
+    await host?.stop().catch(() => undefined);
+    await stack.stop();
+    process.exit(code);
+  };
+  process.once('SIGINT', () => void stopAll(0));
+  process.once('SIGTERM', () => void stopAll(0));
+
+  let host: Awaited<ReturnType<typeof startFunctionHost>> | undefined;
+  try {
+    host = await startFunctionHost({
+      settings: stack.settings,
+      port: Number(given.PORT ?? DEFAULT_PORTS.functions),
+      caPath: stack.tls.caPath,
+      echo: true,
+    });
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    await stopAll(1);
+    return;
+  }
+  const api = `http://localhost:${host.port}/api`;
+  const seconds = ((performance.now() - began) / 1000).toFixed(1);
+  const lines = [
+    '',
+    `graph-notify is running (started in ${seconds} s). Ctrl-C stops everything below.`,
+    '',
+    `  Functions           ${api}`,
+    ...stack.started.map((s) => `  ${s}`),
+    '',
+    'Try it:',
+    `  curl -s ${api}/health`,
+    '  TOKEN=$(npm run --silent token -- --user alice)',
+    `  curl -s -X POST ${api}/notifications -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\`,
+    `    -d '{"payload":{"visualContent":{"title":"Hello from graph-notify","body":"Sent on your behalf"}}}'`,
+    ...(stack.graph ? [`  then watch ${stack.graph.url}/`] : []),
+    '',
+  ];
+  console.log(lines.join('\n'));
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : String(err));
+  process.exit(1);
+});

@@ -1,0 +1,139 @@
+import { AppError } from './errors';
+
+export type ClientCredential = { kind: 'secret'; secret: string } | { kind: 'certificate'; path: string };
+
+export interface Config {
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly credential: ClientCredential;
+  /** Origin of the identity service, without a trailing slash. */
+  readonly authorityHost: string;
+  readonly apiAudiences: readonly string[];
+  readonly requiredScope: string;
+  readonly allowedTenantIds: readonly string[];
+  /** Graph root without a trailing slash, e.g. `https://graph.microsoft.com/beta`. */
+  readonly graphBaseUrl: string;
+  readonly graphScopes: readonly string[];
+  readonly targetHostName: string | undefined;
+  readonly keyVaultUrl: string;
+  /** Only for a vault whose host is not under its challenge's resource (the local stand-in). */
+  readonly keyVaultDisableChallengeResourceVerification: boolean;
+  readonly storageConnection: string;
+  readonly notificationsQueue: string;
+  readonly appInsightsConnectionString: string | undefined;
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// Azure Storage queue names: 3-63 lowercase letters, digits and single hyphens.
+const QUEUE_NAME = /^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$/;
+
+function list(value: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/**
+ * Reads and validates the settings table of the contract once, at startup. Pure: it reads only
+ * `env`. Throws one `invalid_config` error that names every missing or malformed setting.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const problems: string[] = [];
+  const get = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value ? value : undefined;
+  };
+  const required = (name: string): string => {
+    const value = get(name);
+    if (!value) problems.push(`${name} is required`);
+    return value ?? '';
+  };
+  const guid = (name: string, value: string): void => {
+    if (value && !GUID.test(value)) problems.push(`${name} must be a GUID, got "${value}"`);
+  };
+  const url = (name: string, value: string, httpsOnly: boolean): string => {
+    try {
+      const parsed = new URL(value);
+      if (httpsOnly && parsed.protocol !== 'https:') problems.push(`${name} must be an https URL`);
+      else if (!/^https?:$/.test(parsed.protocol)) problems.push(`${name} must be an http(s) URL`);
+      return parsed.toString().replace(/\/+$/, '');
+    } catch {
+      problems.push(`${name} must be a URL, got "${value}"`);
+      return value;
+    }
+  };
+  const flag = (name: string): boolean => {
+    const value = get(name);
+    if (value === undefined) return false;
+    if (/^(true|1)$/i.test(value)) return true;
+    if (!/^(false|0)$/i.test(value)) problems.push(`${name} must be true or false, got "${value}"`);
+    return false;
+  };
+
+  const tenantId = required('ENTRA_TENANT_ID');
+  guid('ENTRA_TENANT_ID', tenantId);
+  const clientId = required('ENTRA_CLIENT_ID');
+  guid('ENTRA_CLIENT_ID', clientId);
+
+  const secret = get('ENTRA_CLIENT_SECRET');
+  const certificatePath = get('ENTRA_CLIENT_CERTIFICATE_PATH');
+  let credential: ClientCredential = { kind: 'secret', secret: '' };
+  if (secret && certificatePath) {
+    problems.push('set only one of ENTRA_CLIENT_SECRET and ENTRA_CLIENT_CERTIFICATE_PATH');
+  } else if (secret) {
+    credential = { kind: 'secret', secret };
+  } else if (certificatePath) {
+    credential = { kind: 'certificate', path: certificatePath };
+  } else {
+    problems.push('one of ENTRA_CLIENT_SECRET or ENTRA_CLIENT_CERTIFICATE_PATH is required');
+  }
+
+  const authorityHost = url(
+    'ENTRA_AUTHORITY_HOST',
+    get('ENTRA_AUTHORITY_HOST') ?? 'https://login.microsoftonline.com',
+    true,
+  );
+  const apiAudiences = list(get('API_AUDIENCES') ?? `api://${clientId},${clientId}`);
+  const allowedTenantIds = list(get('ALLOWED_TENANT_IDS') ?? tenantId);
+  if (get('ALLOWED_TENANT_IDS')) for (const t of allowedTenantIds) guid('ALLOWED_TENANT_IDS', t);
+  const graphScopes = (
+    get('GRAPH_SCOPES') ?? 'https://graph.microsoft.com/Notifications.ReadWrite.CreatedByApp offline_access'
+  )
+    .split(/\s+/)
+    .filter((s) => s.length > 0);
+  if (!graphScopes.includes('offline_access')) {
+    problems.push('GRAPH_SCOPES must include offline_access: deferred sends need the refresh token');
+  }
+
+  const keyVaultUrlRaw = required('KEY_VAULT_URL');
+  const keyVaultUrl = keyVaultUrlRaw ? url('KEY_VAULT_URL', keyVaultUrlRaw, true) : '';
+  const notificationsQueue = get('NOTIFICATIONS_QUEUE') ?? 'notifications-deferred';
+  if (!QUEUE_NAME.test(notificationsQueue)) {
+    problems.push(`NOTIFICATIONS_QUEUE "${notificationsQueue}" is not a valid Azure Storage queue name`);
+  }
+
+  const config: Config = {
+    tenantId,
+    clientId,
+    credential,
+    authorityHost,
+    apiAudiences,
+    requiredScope: get('API_REQUIRED_SCOPE') ?? 'Notifications.Send',
+    allowedTenantIds,
+    graphBaseUrl: url('GRAPH_BASE_URL', get('GRAPH_BASE_URL') ?? 'https://graph.microsoft.com/beta', true),
+    graphScopes,
+    targetHostName: get('TARGET_HOST_NAME'),
+    keyVaultUrl,
+    keyVaultDisableChallengeResourceVerification: flag('KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION'),
+    storageConnection: get('AzureWebJobsStorage') ?? 'UseDevelopmentStorage=true',
+    notificationsQueue,
+    appInsightsConnectionString: get('APPLICATIONINSIGHTS_CONNECTION_STRING'),
+  };
+  if (problems.length > 0) {
+    throw new AppError('invalid_config', {
+      detail: `Invalid settings:\n  - ${problems.join('\n  - ')}`,
+    });
+  }
+  return Object.freeze(config);
+}

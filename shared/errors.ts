@@ -1,0 +1,89 @@
+/**
+ * Every failure the app can report, as a code a program can switch on. The HTTP edge turns a code
+ * into problem details (RFC 9457), the queue edge into a poison `reason`: both from this one list.
+ */
+export type ErrorCode =
+  | 'missing_token'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'tenant_not_allowed'
+  | 'invalid_request'
+  | 'unsupported_media_type'
+  | 'payload_too_large'
+  | 'interaction_required'
+  | 'upstream_unavailable'
+  | 'upstream_rejected'
+  | 'invalid_message'
+  | 'not_registered'
+  | 'invalid_grant'
+  | 'dependency_unavailable'
+  | 'invalid_config'
+  | 'internal_error';
+
+interface CodeInfo {
+  status: number;
+  title: string;
+  retryable: boolean;
+}
+
+const CODES: Record<ErrorCode, CodeInfo> = {
+  missing_token: { status: 401, title: 'Authentication required', retryable: false },
+  invalid_token: { status: 401, title: 'Invalid access token', retryable: false },
+  insufficient_scope: { status: 403, title: 'Required scope missing', retryable: false },
+  tenant_not_allowed: { status: 403, title: 'Tenant not allowed', retryable: false },
+  invalid_request: { status: 400, title: 'Invalid request', retryable: false },
+  // The contract answers a wrong content type with 415 and the code `invalid_request`.
+  unsupported_media_type: { status: 415, title: 'Unsupported media type', retryable: false },
+  payload_too_large: { status: 413, title: 'Payload too large', retryable: false },
+  interaction_required: { status: 401, title: 'User interaction required', retryable: false },
+  upstream_unavailable: { status: 503, title: 'Upstream service unavailable', retryable: true },
+  upstream_rejected: { status: 502, title: 'Upstream service rejected the request', retryable: false },
+  invalid_message: { status: 400, title: 'Invalid queue message', retryable: false },
+  not_registered: { status: 409, title: 'User not registered for deferred notifications', retryable: false },
+  invalid_grant: { status: 401, title: 'Stored grant revoked or expired', retryable: false },
+  dependency_unavailable: { status: 503, title: 'Dependency unavailable', retryable: true },
+  invalid_config: { status: 500, title: 'Invalid configuration', retryable: false },
+  internal_error: { status: 500, title: 'Internal error', retryable: false },
+};
+
+export interface AppErrorOptions {
+  /** Human-readable and safe to show a caller: never a token, secret or raw library message. */
+  detail?: string;
+  cause?: unknown;
+  /** Seconds the caller should wait before retrying (`Retry-After`). */
+  retryAfterSeconds?: number;
+  /** Extra `WWW-Authenticate` parameters (RFC 6750), e.g. a claims challenge. */
+  authenticate?: Record<string, string>;
+}
+
+export class AppError extends Error {
+  override readonly name = 'AppError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly title: string;
+  readonly retryable: boolean;
+  readonly detail: string;
+  readonly retryAfterSeconds: number | undefined;
+  readonly authenticate: Readonly<Record<string, string>> | undefined;
+
+  constructor(code: ErrorCode, options: AppErrorOptions = {}) {
+    const info = CODES[code];
+    super(options.detail ?? info.title, { cause: options.cause });
+    this.code = code;
+    this.status = info.status;
+    this.title = info.title;
+    this.retryable = info.retryable;
+    this.detail = options.detail ?? info.title;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.authenticate = options.authenticate;
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+/** Anything thrown, as an AppError: library errors that reach an edge unnormalised are internal. */
+export function toAppError(err: unknown): AppError {
+  return isAppError(err) ? err : new AppError('internal_error', { cause: err });
+}
