@@ -1,8 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-/** Repository root (this file runs from dist/dev). */
-export const APP_ROOT = path.resolve(__dirname, '..', '..');
+import { APP_ROOT } from './root';
+
+export { APP_ROOT };
 
 /**
  * Settings as Azure Functions Core Tools assembles them: the environment, then the `Values` of

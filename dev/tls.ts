@@ -4,9 +4,10 @@ import path from 'node:path';
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { APP_ROOT } from './root';
 
 /** Where the local stack keeps what it creates once: git-ignored, never deployed. */
-export const LOCAL_DIR = path.resolve(__dirname, '..', '..', '.local');
+export const LOCAL_DIR = path.join(APP_ROOT, '.local');
 const TLS_DIR = path.join(LOCAL_DIR, 'tls');
 
 export interface LocalTls {
