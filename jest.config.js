@@ -10,8 +10,13 @@ module.exports = {
     '^.+\\.[tj]s$': [
       'ts-jest',
       {
-        isolatedModules: true,
-        tsconfig: { module: 'commonjs', moduleResolution: 'node10', allowJs: true, target: 'ES2022' },
+        tsconfig: {
+          module: 'commonjs',
+          moduleResolution: 'node10',
+          allowJs: true,
+          target: 'ES2022',
+          isolatedModules: true,
+        },
       },
     ],
   },

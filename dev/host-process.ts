@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { APP_ROOT } from './root';
 
 export interface FunctionHostProcess {
   url: string;
@@ -9,7 +10,8 @@ export interface FunctionHostProcess {
   stop(): Promise<void>;
 }
 
-const HOST_MAIN = path.join(__dirname, 'host', 'main.js');
+// Always the build: tests import this module from the sources, but the host runs compiled.
+const HOST_MAIN = path.join(APP_ROOT, 'dist', 'dev', 'host', 'main.js');
 
 /**
  * Starts the local Functions host in its own process, with `settings` as its environment and the

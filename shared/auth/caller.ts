@@ -1,0 +1,149 @@
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { Config } from '../config';
+import { AppError } from '../errors';
+
+/** A caller whose access token this app verified. Nothing downstream reads an unverified claim. */
+export interface Caller {
+  readonly tenantId: string;
+  readonly userId: string;
+  readonly scopes: readonly string[];
+  /** The caller's access token, kept only to be the OBO assertion. */
+  readonly assertion: string;
+  readonly expiresAt: Date;
+}
+
+type CallerConfig = Pick<Config, 'authorityHost' | 'tenantId' | 'apiAudiences' | 'allowedTenantIds' | 'requiredScope'>;
+
+export interface CallerVerifierOptions {
+  /** Skew allowed on `exp` / `nbf`, in seconds. */
+  clockToleranceSec?: number;
+  /** jose's minimum time between two JWKS fetches (a token with an unknown `kid` triggers one). */
+  jwksCooldownMs?: number;
+}
+
+const BEARER = /^Bearer[ ]+([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/i;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Verifies callers' access tokens against the authority's OpenID metadata and JWKS. The JWKS is
+ * fetched once and cached by jose, which fetches again when a token names a key it has not seen:
+ * a signing-key rotation is picked up without a restart.
+ */
+export class CallerVerifier {
+  private jwks: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+
+  constructor(
+    private readonly config: CallerConfig,
+    private readonly options: CallerVerifierOptions = {},
+  ) {}
+
+  /** Side effects: the first call reads the OpenID metadata and JWKS from the identity service. */
+  async verify(authorization: string | null | undefined): Promise<Caller> {
+    const match = BEARER.exec(authorization?.trim() ?? '');
+    if (!match) {
+      throw new AppError('missing_token', {
+        detail: 'Send the signed-in user\'s access token as "Authorization: Bearer <token>".',
+      });
+    }
+    const token = match[1]!;
+    const payload = await this.verifySignature(token);
+    const tenantId = typeof payload.tid === 'string' ? payload.tid : '';
+    const userId = typeof payload.oid === 'string' ? payload.oid : '';
+    if (!GUID.test(tenantId) || !GUID.test(userId)) {
+      throw new AppError('invalid_token', { detail: 'The token carries no user (tid and oid claims).' });
+    }
+    if (!this.issuersFor(tenantId).includes(String(payload.iss))) {
+      throw new AppError('invalid_token', { detail: "The token's issuer does not match its tenant." });
+    }
+    if (!this.config.allowedTenantIds.some((t) => t.toLowerCase() === tenantId.toLowerCase())) {
+      throw new AppError('tenant_not_allowed', { detail: `Tenant ${tenantId} may not use this API.` });
+    }
+    const scopes = typeof payload.scp === 'string' ? payload.scp.split(' ').filter(Boolean) : [];
+    if (!scopes.includes(this.config.requiredScope)) {
+      throw new AppError('insufficient_scope', {
+        detail: `The token lacks the delegated scope ${this.config.requiredScope}.`,
+      });
+    }
+    return {
+      tenantId: tenantId.toLowerCase(),
+      userId: userId.toLowerCase(),
+      scopes,
+      assertion: token,
+      expiresAt: new Date((payload.exp ?? 0) * 1000),
+    };
+  }
+
+  /** v2.0 tokens name `{authority}/{tid}/v2.0`, v1.0 tokens `https://sts.windows.net/{tid}/`. */
+  private issuersFor(tenantId: string): string[] {
+    return [`${this.config.authorityHost}/${tenantId}/v2.0`, `https://sts.windows.net/${tenantId}/`];
+  }
+
+  private async verifySignature(token: string): Promise<JWTPayload> {
+    const jwks = await this.keySet();
+    try {
+      const { payload } = await jwtVerify(token, jwks, {
+        algorithms: ['RS256'],
+        audience: [...this.config.apiAudiences],
+        clockTolerance: this.options.clockToleranceSec ?? 120,
+        requiredClaims: ['exp', 'iss', 'aud'],
+      });
+      return payload;
+    } catch (err) {
+      throw this.normalise(err);
+    }
+  }
+
+  private normalise(err: unknown): AppError {
+    if (err instanceof joseErrors.JWTExpired) {
+      return new AppError('invalid_token', { detail: 'The token has expired.', cause: err });
+    }
+    if (err instanceof joseErrors.JWTClaimValidationFailed) {
+      // jose names the claim; its message never holds the token itself.
+      return new AppError('invalid_token', { detail: `Token rejected: ${err.claim} ${err.reason}.`, cause: err });
+    }
+    if (err instanceof joseErrors.JWKSTimeout || (err instanceof TypeError && /fetch/i.test(err.message))) {
+      return identityUnavailable(err);
+    }
+    if (err instanceof joseErrors.JOSEError) {
+      return new AppError('invalid_token', { detail: 'The token is malformed or its signature is invalid.', cause: err });
+    }
+    return identityUnavailable(err);
+  }
+
+  private keySet(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+    this.jwks ??= this.discover().catch((err: unknown) => {
+      // A failed discovery is not cached: the next request tries again.
+      this.jwks = undefined;
+      throw err;
+    });
+    return this.jwks;
+  }
+
+  private async discover(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+    const url = `${this.config.authorityHost}/${this.config.tenantId}/v2.0/.well-known/openid-configuration`;
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    } catch (err) {
+      throw identityUnavailable(err);
+    }
+    if (!res.ok) throw identityUnavailable(new Error(`OpenID metadata answered ${res.status}`));
+    const metadata = (await res.json()) as { jwks_uri?: unknown };
+    if (typeof metadata.jwks_uri !== 'string') {
+      throw identityUnavailable(new Error('OpenID metadata without jwks_uri'));
+    }
+    return createRemoteJWKSet(new URL(metadata.jwks_uri), {
+      timeoutDuration: 5000,
+      cooldownDuration: this.options.jwksCooldownMs ?? 30_000,
+      cacheMaxAge: 24 * 60 * 60 * 1000,
+    });
+  }
+}
+
+function identityUnavailable(cause: unknown): AppError {
+  return new AppError('upstream_unavailable', {
+    detail: 'The identity service could not be reached to verify the token.',
+    retryAfterSeconds: 5,
+    cause,
+  });
+}

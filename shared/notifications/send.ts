@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+import type { Caller } from '../auth/caller';
+import { AppError } from '../errors';
+import type { SentNotification } from '../graph/client';
+import { newAppNotificationId, parseNotificationRequest, toGraphNotification, type GraphNotification } from './request';
+
+export interface UserRef {
+  tenantId: string;
+  userId: string;
+}
+
+/** Port: the OBO exchange for a verified caller (the token service). */
+export interface TokenExchange {
+  onBehalfOf(caller: Caller): Promise<{ accessToken: string; refreshToken: string | undefined }>;
+  /** Drops whatever is held in memory for the user. */
+  forget(user: UserRef): void;
+}
+
+/** Port: where refresh tokens live between a user's visits (Key Vault). */
+export interface RefreshTokenSink {
+  save(user: UserRef, refreshToken: string): Promise<void>;
+  delete(user: UserRef): Promise<void>;
+}
+
+/** Port: Graph's notification endpoint. */
+export interface NotificationSender {
+  send(accessToken: string, notification: GraphNotification, clientRequestId?: string): Promise<SentNotification>;
+}
+
+export type SendResult =
+  | { status: 'sent'; id: string; appNotificationId: string; expirationDateTime: string }
+  | { status: 'scheduled'; appNotificationId: string; deliverAt: string };
+
+export interface Logger {
+  info(message: string, properties?: Record<string, unknown>): void;
+  warn(message: string, properties?: Record<string, unknown>): void;
+}
+
+const STORED_MARKS = 10_000;
+
+/**
+ * Send-now and registration, for a verified caller. Keeps, per worker, which refresh token it last
+ * stored for each user (as a hash, bounded): a token is written to the vault only when it changed.
+ */
+export class NotificationService {
+  private readonly stored = new Map<string, string>();
+  private readonly writing = new Map<string, { hash: string; promise: Promise<void> }>();
+
+  constructor(
+    private readonly deps: {
+      tokens: TokenExchange;
+      refreshTokens: RefreshTokenSink;
+      graph: NotificationSender;
+      targetHostName: string | undefined;
+      now?: () => Date;
+    },
+  ) {}
+
+  /**
+   * Validates, exchanges the caller's token, stores the refresh token when it changed and posts
+   * the notification. A future `deliverAt` is refused until deferred delivery exists.
+   */
+  async sendNow(caller: Caller, body: unknown, log: Logger, requestId?: string): Promise<SendResult> {
+    const now = this.deps.now?.() ?? new Date();
+    const request = parseNotificationRequest(body, now);
+    if (request.deliverAt !== undefined && Date.parse(request.deliverAt) > now.getTime()) {
+      throw new AppError('invalid_request', { detail: 'deliverAt is not supported yet: send without it.' });
+    }
+    const notification = toGraphNotification(request, {
+      targetHostName: this.deps.targetHostName,
+      appNotificationId: newAppNotificationId,
+    });
+    const { accessToken, refreshToken } = await this.deps.tokens.onBehalfOf(caller);
+    // The vault write does not hold up or fail the send: the notification matters now, the stored
+    // token only later (and the next request stores it if this write failed).
+    const storing = this.storeIfChanged(caller, refreshToken).catch((err: unknown) => {
+      log.warn('Storing the refresh token failed; the next request will try again.', {
+        code: err instanceof AppError ? err.code : 'internal_error',
+      });
+    });
+    try {
+      const sent = await this.deps.graph.send(accessToken, notification, requestId);
+      return {
+        status: 'sent',
+        id: sent.id,
+        appNotificationId: notification.appNotificationId,
+        expirationDateTime: sent.expirationDateTime,
+      };
+    } finally {
+      await storing;
+    }
+  }
+
+  /** Opt-in: exchanges the caller's token and stores the refresh token, always (no send). */
+  async register(caller: Caller): Promise<void> {
+    const { refreshToken } = await this.deps.tokens.onBehalfOf(caller);
+    if (!refreshToken) {
+      throw new AppError('upstream_rejected', {
+        detail: 'The identity service returned no refresh token (is offline_access granted?).',
+      });
+    }
+    await this.deps.refreshTokens.save(caller, refreshToken);
+    this.mark(caller, refreshToken);
+  }
+
+  /** Opt-out: deletes the stored refresh token and forgets the user's tokens in memory. */
+  async unregister(user: UserRef): Promise<void> {
+    this.stored.delete(key(user));
+    this.deps.tokens.forget(user);
+    await this.deps.refreshTokens.delete(user);
+  }
+
+  private storeIfChanged(user: UserRef, refreshToken: string | undefined): Promise<void> {
+    if (!refreshToken) return Promise.resolve();
+    const k = key(user);
+    const h = hash(refreshToken);
+    if (this.stored.get(k) === h) return Promise.resolve();
+    // Concurrent requests with the same new token share one write.
+    const inflight = this.writing.get(k);
+    if (inflight?.hash === h) return inflight.promise;
+    const promise = this.deps.refreshTokens
+      .save(user, refreshToken)
+      .then(() => this.mark(user, refreshToken))
+      .finally(() => {
+        if (this.writing.get(k)?.promise === promise) this.writing.delete(k);
+      });
+    this.writing.set(k, { hash: h, promise });
+    return promise;
+  }
+
+  private mark(user: UserRef, refreshToken: string): void {
+    const k = key(user);
+    this.stored.delete(k);
+    this.stored.set(k, hash(refreshToken));
+    // Map keeps insertion order: the first key is the least recently stored.
+    if (this.stored.size > STORED_MARKS) this.stored.delete(this.stored.keys().next().value!);
+  }
+}
+
+function key(user: UserRef): string {
+  return `${user.tenantId}.${user.userId}`;
+}
+
+function hash(secret: string): string {
+  return createHash('sha256').update(secret).digest('base64url');
+}
