@@ -1,10 +1,35 @@
+import { CallerVerifier } from './auth/caller';
+import { createKeyVaultRefreshTokenStore, keyVaultCredential } from './auth/refresh-token-store';
+import { TokenService } from './auth/token-service';
 import { loadConfig, type Config } from './config';
+import { GraphNotificationClient } from './graph/client';
 import { HealthService, httpProbe } from './health/health';
+import { NotificationService } from './notifications/send';
 import { storageProbe } from './queue/probe';
 
 // The one place the app is wired, once per worker. Settings are validated here, as the entry files
 // load: a bad setting stops the app at startup with every problem named, not at the first request.
 export const config: Config = loadConfig(process.env);
+
+const workerLog = {
+  info: (message: string) => console.info(message),
+  warn: (message: string) => console.warn(message),
+};
+
+export const callers = new CallerVerifier(config);
+
+export const tokens = new TokenService(config, { log: workerLog });
+
+export const refreshTokens = createKeyVaultRefreshTokenStore(config, keyVaultCredential(process.env));
+
+export const graph = new GraphNotificationClient({ baseUrl: config.graphBaseUrl });
+
+export const notifications = new NotificationService({
+  tokens,
+  refreshTokens,
+  graph,
+  targetHostName: config.targetHostName,
+});
 
 export const health = new HealthService([
   httpProbe(

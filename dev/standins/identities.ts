@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 // The directory of the local stack: one tenant, the app registration that represents this API,
 // the identity the function uses for Key Vault, and a few users. Fixed values, so that a printed
 // command keeps working across restarts; none of them exists in any real tenant.
@@ -61,17 +63,22 @@ export const DEV_USERS: readonly DevUser[] = [
   },
 ];
 
-/** A known user by name, or a made-up one (for tests with many distinct users). */
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A stable GUID for a made-up user's name (object ids are GUIDs in Entra ID). */
+function oidFor(name: string): string {
+  const h = createHash('sha256').update(name).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** A known user by name or oid, or a made-up one (for tests with many distinct users) whose oid
+ * is the given GUID, or a GUID derived from the given name. */
 export function devUser(nameOrOid: string, tid: string = DEV_TENANT_ID): DevUser {
   const known = DEV_USERS.find((u) => u.name === nameOrOid || u.oid === nameOrOid);
   if (known) return known;
-  return {
-    name: nameOrOid,
-    oid: nameOrOid,
-    tid,
-    displayName: nameOrOid,
-    upn: `${nameOrOid}@graph-notify.local`,
-  };
+  const oid = GUID.test(nameOrOid) ? nameOrOid.toLowerCase() : oidFor(nameOrOid);
+  const upn = `${nameOrOid.replace(/[^\w.-]/g, '')}@graph-notify.local`;
+  return { name: nameOrOid, oid, tid, displayName: nameOrOid, upn };
 }
 
 /** Resource identifiers as Entra ID names them (scopes are `{resource}/{permission}`). */

@@ -12,7 +12,10 @@ export interface Caller {
   readonly expiresAt: Date;
 }
 
-type CallerConfig = Pick<Config, 'authorityHost' | 'tenantId' | 'apiAudiences' | 'allowedTenantIds' | 'requiredScope'>;
+type CallerConfig = Pick<
+  Config,
+  'authorityHost' | 'tenantId' | 'apiAudiences' | 'allowedTenantIds' | 'requiredScope'
+>;
 
 export interface CallerVerifierOptions {
   /** Skew allowed on `exp` / `nbf`, in seconds. */
@@ -99,13 +102,19 @@ export class CallerVerifier {
     }
     if (err instanceof joseErrors.JWTClaimValidationFailed) {
       // jose names the claim; its message never holds the token itself.
-      return new AppError('invalid_token', { detail: `Token rejected: ${err.claim} ${err.reason}.`, cause: err });
+      return new AppError('invalid_token', {
+        detail: `Token rejected: ${err.claim} ${err.reason}.`,
+        cause: err,
+      });
     }
     if (err instanceof joseErrors.JWKSTimeout || (err instanceof TypeError && /fetch/i.test(err.message))) {
       return identityUnavailable(err);
     }
     if (err instanceof joseErrors.JOSEError) {
-      return new AppError('invalid_token', { detail: 'The token is malformed or its signature is invalid.', cause: err });
+      return new AppError('invalid_token', {
+        detail: 'The token is malformed or its signature is invalid.',
+        cause: err,
+      });
     }
     return identityUnavailable(err);
   }

@@ -16,7 +16,9 @@ export interface BodySource {
 export async function readJsonBody(request: BodySource, limit: number = MAX_BODY_BYTES): Promise<unknown> {
   const type = request.headers.get('content-type') ?? '';
   if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-    throw new AppError('unsupported_media_type', { detail: 'Send the body as Content-Type: application/json.' });
+    throw new AppError('unsupported_media_type', {
+      detail: 'Send the body as Content-Type: application/json.',
+    });
   }
   const declared = Number(request.headers.get('content-length') ?? NaN);
   if (declared > limit) throw tooLarge(limit);

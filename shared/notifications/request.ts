@@ -1,8 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
-import schema from '../../schemas/notification.schema.json';
 import { AppError } from '../errors';
+import { describeSchemaErrors, schemaValidator } from '../schemas';
 
 /** The notification a client or an enqueuing system sends: Graph's resource plus `deliverAt`. */
 export interface NotificationRequest {
@@ -19,7 +17,10 @@ export interface NotificationRequest {
 }
 
 /** What is posted to Graph: complete, and without our own fields (Graph rejects unknown ones). */
-export type GraphNotification = Omit<NotificationRequest, 'deliverAt' | 'targetHostName' | 'appNotificationId'> & {
+export type GraphNotification = Omit<
+  NotificationRequest,
+  'deliverAt' | 'targetHostName' | 'appNotificationId'
+> & {
   targetHostName: string;
   appNotificationId: string;
 };
@@ -30,31 +31,6 @@ export const MAX_EXPIRATION_MS = 30 * DAY_MS;
 /** A storage queue message can be hidden at most 7 days. */
 export const MAX_DELIVER_AT_MS = 7 * DAY_MS;
 
-let validator: ValidateFunction<NotificationRequest> | undefined;
-
-// Compiled on first use, not at load: cold start pays only for what a request needs.
-function validate(value: unknown): value is NotificationRequest {
-  if (!validator) {
-    const ajv = new Ajv({ allErrors: true, strict: true });
-    addFormats(ajv, ['date-time']);
-    validator = ajv.compile<NotificationRequest>(schema);
-  }
-  return validator(value);
-}
-
-function describe(errors: ErrorObject[] | null | undefined): string {
-  return (errors ?? [])
-    .slice(0, 10)
-    .map((e) => {
-      const where = e.instancePath || '(body)';
-      if (e.keyword === 'additionalProperties') {
-        return `${where}: unknown property "${String(e.params.additionalProperty)}"`;
-      }
-      return `${where} ${e.message ?? 'is invalid'}`;
-    })
-    .join('; ');
-}
-
 /**
  * Validates a parsed body against the published schema and the limits the schema cannot say
  * (times relative to `now`). Throws `invalid_request` naming each problem.
@@ -64,12 +40,14 @@ export function parseNotificationRequest(
   now: Date,
   code: 'invalid_request' | 'invalid_message' = 'invalid_request',
 ): NotificationRequest {
-  if (!validate(value)) throw new AppError(code, { detail: describe(validator?.errors) });
+  const validate = schemaValidator<NotificationRequest>('notification');
+  if (!validate(value)) throw new AppError(code, { detail: describeSchemaErrors(validate.errors) });
   const problems: string[] = [];
   if (value.expirationDateTime !== undefined) {
     const at = Date.parse(value.expirationDateTime);
     if (at <= now.getTime()) problems.push('/expirationDateTime is in the past');
-    else if (at - now.getTime() > MAX_EXPIRATION_MS) problems.push('/expirationDateTime is more than 30 days ahead');
+    else if (at - now.getTime() > MAX_EXPIRATION_MS)
+      problems.push('/expirationDateTime is more than 30 days ahead');
   }
   if (value.deliverAt !== undefined && Date.parse(value.deliverAt) - now.getTime() > MAX_DELIVER_AT_MS) {
     problems.push('/deliverAt is more than 7 days ahead');
@@ -94,7 +72,11 @@ export function toGraphNotification(
       detail: 'targetHostName is required (this service has no TARGET_HOST_NAME default).',
     });
   }
-  return { ...rest, targetHostName, appNotificationId: request.appNotificationId ?? defaults.appNotificationId() };
+  return {
+    ...rest,
+    targetHostName,
+    appNotificationId: request.appNotificationId ?? defaults.appNotificationId(),
+  };
 }
 
 /** A fresh id, for a send-now request that left it out. */

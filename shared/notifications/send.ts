@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto';
 import type { Caller } from '../auth/caller';
 import { AppError } from '../errors';
 import type { SentNotification } from '../graph/client';
-import { newAppNotificationId, parseNotificationRequest, toGraphNotification, type GraphNotification } from './request';
+import {
+  newAppNotificationId,
+  parseNotificationRequest,
+  toGraphNotification,
+  type GraphNotification,
+} from './request';
 
 export interface UserRef {
   tenantId: string;
@@ -24,7 +29,11 @@ export interface RefreshTokenSink {
 
 /** Port: Graph's notification endpoint. */
 export interface NotificationSender {
-  send(accessToken: string, notification: GraphNotification, clientRequestId?: string): Promise<SentNotification>;
+  send(
+    accessToken: string,
+    notification: GraphNotification,
+    clientRequestId?: string,
+  ): Promise<SentNotification>;
 }
 
 export type SendResult =

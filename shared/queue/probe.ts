@@ -1,3 +1,4 @@
+import { QueueServiceClient } from '@azure/storage-queue';
 import type { DependencyProbe } from '../health/health';
 
 /** Storage is up when the queue service answers an authenticated request. */
@@ -5,8 +6,6 @@ export function storageProbe(connectionString: string): DependencyProbe {
   return {
     name: 'storage',
     async check(signal) {
-      // Loaded on first use: the storage SDK is not needed to answer most requests.
-      const { QueueServiceClient } = await import('@azure/storage-queue');
       const client = QueueServiceClient.fromConnectionString(connectionString, {
         retryOptions: { maxTries: 1 },
       });

@@ -1,0 +1,123 @@
+import { AppError, isAppError } from '../errors';
+import type { Logger, UserRef } from '../notifications/send';
+
+/** Port: the refresh tokens stored at users' last visits (Key Vault). */
+export interface StoredRefreshTokens {
+  load(user: UserRef): Promise<{ refreshToken: string; storedAt: Date } | undefined>;
+  save(user: UserRef, refreshToken: string): Promise<void>;
+  delete(user: UserRef): Promise<void>;
+}
+
+/** Port: redeeming a refresh token at the identity service (the token service). */
+export interface RefreshTokenRedeemer {
+  redeem(
+    user: UserRef,
+    refreshToken: string,
+  ): Promise<{ accessToken: string; expiresOn: Date; refreshToken: string | undefined }>;
+}
+
+export interface AbsentUserTokensOptions {
+  /** Write a rotated refresh token back only when the stored one is older than this. */
+  rewriteAfterMs?: number;
+  /** Renew an access token this long before it expires. */
+  expiryMarginMs?: number;
+  /** Users whose access tokens are kept in memory at most. */
+  maxUsers?: number;
+  now?: () => number;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Graph access tokens for users who are not there: from the refresh token stored at their last
+ * visit. Access tokens are kept in memory per user until shortly before they expire, and
+ * concurrent requests for one user share one vault read and one refresh (single flight).
+ *
+ * Entra ID issues a new refresh token on every redemption without revoking the old one, and each
+ * lives 90 days from its issue; Key Vault allows few writes per vault. So the rotated token is
+ * written back only when the stored one is older than a day, not on every refresh.
+ */
+export class AbsentUserTokens {
+  private readonly tokens = new Map<string, { accessToken: string; expiresAt: number }>();
+  private readonly inflight = new Map<string, Promise<string>>();
+  private readonly rewriteAfterMs: number;
+  private readonly expiryMarginMs: number;
+  private readonly maxUsers: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly store: StoredRefreshTokens,
+    private readonly redeemer: RefreshTokenRedeemer,
+    private readonly log: Logger,
+    options: AbsentUserTokensOptions = {},
+  ) {
+    this.rewriteAfterMs = options.rewriteAfterMs ?? DAY_MS;
+    this.expiryMarginMs = options.expiryMarginMs ?? 5 * 60 * 1000;
+    this.maxUsers = options.maxUsers ?? 10_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * A Graph access token for the user. Throws `not_registered` (no stored token), `invalid_grant`
+   * (the stored token was revoked or expired; it is deleted) or `upstream_unavailable`.
+   * Side effects: may read, rewrite or delete the user's secret (secrets/get, set, delete, purge).
+   */
+  accessTokenFor(user: UserRef): Promise<string> {
+    const k = key(user);
+    const cached = this.tokens.get(k);
+    if (cached && cached.expiresAt - this.expiryMarginMs > this.now())
+      return Promise.resolve(cached.accessToken);
+    const running = this.inflight.get(k);
+    if (running) return running;
+    const acquiring = this.acquire(user, k).finally(() => this.inflight.delete(k));
+    this.inflight.set(k, acquiring);
+    return acquiring;
+  }
+
+  /** Drops the user's access token from memory (e.g. after Graph refused it). */
+  forget(user: UserRef): void {
+    this.tokens.delete(key(user));
+  }
+
+  private async acquire(user: UserRef, k: string): Promise<string> {
+    const stored = await this.store.load(user);
+    if (!stored) {
+      throw new AppError('not_registered', {
+        detail:
+          'No refresh token is stored for this user: they must open the client app (PUT /api/me/registration).',
+      });
+    }
+    let redeemed: Awaited<ReturnType<RefreshTokenRedeemer['redeem']>>;
+    try {
+      redeemed = await this.redeemer.redeem(user, stored.refreshToken);
+    } catch (err) {
+      if (isAppError(err) && err.code === 'invalid_grant') {
+        // A revoked or expired token can never work again: keep no dead credential around.
+        await this.store
+          .delete(user)
+          .catch((deleteErr: unknown) =>
+            this.log.warn('Deleting a revoked refresh token failed.', { code: codeOf(deleteErr) }),
+          );
+      }
+      throw err;
+    }
+    if (redeemed.refreshToken && this.now() - stored.storedAt.getTime() > this.rewriteAfterMs) {
+      await this.store.save(user, redeemed.refreshToken).catch((err: unknown) =>
+        // The stored token still works for weeks: a failed rewrite is retried at the next refresh.
+        this.log.warn('Writing back the rotated refresh token failed.', { code: codeOf(err) }),
+      );
+    }
+    this.tokens.delete(k);
+    this.tokens.set(k, { accessToken: redeemed.accessToken, expiresAt: redeemed.expiresOn.getTime() });
+    if (this.tokens.size > this.maxUsers) this.tokens.delete(this.tokens.keys().next().value!);
+    return redeemed.accessToken;
+  }
+}
+
+function key(user: UserRef): string {
+  return `${user.tenantId}.${user.userId}`;
+}
+
+function codeOf(err: unknown): string {
+  return isAppError(err) ? err.code : 'internal_error';
+}

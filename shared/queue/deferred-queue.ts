@@ -1,0 +1,83 @@
+import { QueueClient } from '@azure/storage-queue';
+import { AppError } from '../errors';
+import type { DeferredMessage } from './message';
+import { toQueueText } from './message';
+
+/** A storage queue message can stay hidden at most 7 days. */
+export const MAX_VISIBILITY_SEC = 7 * 24 * 60 * 60;
+
+/** What lands in `<queue>-poison`: the original message as received, and why it was given up. */
+export interface PoisonRecord {
+  reason: string;
+  detail?: string;
+  failedAt: string;
+  messageId: string;
+  dequeueCount: number;
+  correlationId?: string;
+  /** The message as it arrived (parsed when it was JSON, else its text). */
+  message: unknown;
+}
+
+/**
+ * The deferred queue and its poison queue (`<queue>-poison`, the name the Functions host uses),
+ * through @azure/storage-queue. Messages are written base64-encoded, as the trigger reads them.
+ */
+export class DeferredQueue {
+  private ready: Promise<void> | undefined;
+
+  constructor(
+    private readonly queue: QueueClient,
+    private readonly poisonQueue: QueueClient,
+  ) {}
+
+  /** Creates both queues on first use (an enqueuing system may come before any message). */
+  private ensure(): Promise<void> {
+    this.ready ??= Promise.all([this.queue.createIfNotExists(), this.poisonQueue.createIfNotExists()]).then(
+      () => undefined,
+      (err: unknown) => {
+        this.ready = undefined;
+        throw err;
+      },
+    );
+    return this.ready;
+  }
+
+  /**
+   * Puts a message on the queue, hidden for `delaySec` (capped at the queue's 7-day limit).
+   * Side effect: one queue write. Throws `upstream_unavailable` when storage is unreachable.
+   */
+  async enqueue(message: DeferredMessage, delaySec = 0): Promise<void> {
+    await this.write(
+      this.queue,
+      toQueueText(message),
+      Math.min(Math.max(0, Math.ceil(delaySec)), MAX_VISIBILITY_SEC),
+    );
+  }
+
+  /** Side effect: one write to `<queue>-poison`. */
+  async poison(record: PoisonRecord): Promise<void> {
+    await this.write(this.poisonQueue, toQueueText(record), 0);
+  }
+
+  private async write(client: QueueClient, text: string, visibilityTimeout: number): Promise<void> {
+    try {
+      await this.ensure();
+      // -1: no expiry; the default of 7 days would silently drop a message hidden for 7 days.
+      await client.sendMessage(text, { visibilityTimeout, messageTimeToLive: -1 });
+    } catch (err) {
+      throw new AppError('upstream_unavailable', {
+        detail: `The queue ${client.name} could not be written.`,
+        retryAfterSeconds: 5,
+        cause: err,
+      });
+    }
+  }
+}
+
+/** Both queues from a connection string. */
+export function deferredQueueFrom(connectionString: string, queueName: string): DeferredQueue {
+  return new DeferredQueue(
+    new QueueClient(connectionString, queueName),
+    new QueueClient(connectionString, `${queueName}-poison`),
+  );
+}
