@@ -41,7 +41,11 @@ export class GraphNotificationClient {
    * Side effect: creates (or, for a known appNotificationId, updates) the user's notification.
    * Needs the delegated permission Notifications.ReadWrite.CreatedByApp.
    */
-  async send(accessToken: string, notification: GraphNotification, clientRequestId?: string): Promise<SentNotification> {
+  async send(
+    accessToken: string,
+    notification: GraphNotification,
+    clientRequestId?: string,
+  ): Promise<SentNotification> {
     let res: Response;
     try {
       res = await fetch(this.url, {
@@ -59,7 +63,9 @@ export class GraphNotificationClient {
     } catch (err) {
       const timedOut = err instanceof Error && err.name === 'TimeoutError';
       throw new AppError('upstream_unavailable', {
-        detail: timedOut ? `Graph did not answer within ${this.timeoutMs} ms.` : 'Graph could not be reached.',
+        detail: timedOut
+          ? `Graph did not answer within ${this.timeoutMs} ms.`
+          : 'Graph could not be reached.',
         retryAfterSeconds: DEFAULT_RETRY_AFTER_SEC,
         cause: err,
       });
