@@ -8,6 +8,8 @@ export interface FunctionHostProcess {
   /** Everything the host and the app wrote to stdout and stderr so far. */
   output(): string;
   stop(): Promise<void>;
+  /** Ends the host at once (SIGKILL), as a crash or a scale-in would: nothing settles. */
+  kill(): Promise<void>;
 }
 
 // Always the build: tests import this module from the sources, but the host runs compiled.
@@ -21,13 +23,21 @@ const HOST_MAIN = path.join(APP_ROOT, 'dist', 'dev', 'host', 'main.js');
 export async function startFunctionHost(options: {
   settings: Record<string, string>;
   port: number;
-  caPath: string;
+  /** The local CA to trust; not needed when the app calls nothing over HTTPS. */
+  caPath?: string;
+  /** Run this function app instead of the repository's (`--app`). */
+  appRoot?: string;
   /** Echo the host's output to this process's stdout/stderr as well. */
   echo?: boolean;
   timeoutMs?: number;
 }): Promise<FunctionHostProcess> {
-  const child = spawn(process.execPath, [HOST_MAIN, '--no-local-settings'], {
-    env: { ...options.settings, PORT: String(options.port), NODE_EXTRA_CA_CERTS: options.caPath },
+  const args = [HOST_MAIN, '--no-local-settings', ...(options.appRoot ? ['--app', options.appRoot] : [])];
+  const child = spawn(process.execPath, args, {
+    env: {
+      ...options.settings,
+      PORT: String(options.port),
+      ...(options.caPath ? { NODE_EXTRA_CA_CERTS: options.caPath } : {}),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -64,6 +74,10 @@ export async function startFunctionHost(options: {
     output: () => output,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
     },
   };

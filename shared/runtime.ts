@@ -1,10 +1,13 @@
+import { AbsentUserTokens } from './auth/absent-user-tokens';
 import { CallerVerifier } from './auth/caller';
 import { createKeyVaultRefreshTokenStore, keyVaultCredential } from './auth/refresh-token-store';
 import { TokenService } from './auth/token-service';
 import { loadConfig, type Config } from './config';
 import { GraphNotificationClient } from './graph/client';
 import { HealthService, httpProbe } from './health/health';
+import { DeferredDelivery } from './deferred/deliver';
 import { NotificationService } from './notifications/send';
+import { deferredQueueFrom } from './queue/deferred-queue';
 import { storageProbe } from './queue/probe';
 
 // The one place the app is wired, once per worker. Settings are validated here, as the entry files
@@ -24,10 +27,22 @@ export const refreshTokens = createKeyVaultRefreshTokenStore(config, keyVaultCre
 
 export const graph = new GraphNotificationClient({ baseUrl: config.graphBaseUrl });
 
+export const deferredQueue = deferredQueueFrom(config.storageConnection, config.notificationsQueue);
+
 export const notifications = new NotificationService({
   tokens,
   refreshTokens,
   graph,
+  queue: deferredQueue,
+  targetHostName: config.targetHostName,
+});
+
+export const absentUserTokens = new AbsentUserTokens(refreshTokens, tokens, workerLog);
+
+export const deferredDelivery = new DeferredDelivery({
+  tokens: absentUserTokens,
+  graph,
+  queue: deferredQueue,
   targetHostName: config.targetHostName,
 });
 

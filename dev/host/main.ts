@@ -1,12 +1,14 @@
+import path from 'node:path';
 import { APP_ROOT, localSettings, readHostJson } from '../settings';
 import { WorkerRegistry } from './core';
 import { startHttpHost } from './http';
 import type { HostLog } from './invoke';
 import { entryFiles, provideCoreModule } from './load';
+import { startQueueListeners } from './queue';
 
 // The local Functions host: what `func start` does for this app, in one Node process. Settings
 // first (the app validates them as it loads), then the app's own registrations, then the HTTP
-// listener. It never reads a second list of functions: what the app registered is what is served.
+// and queue listeners. It never reads a second list of functions: what the app registered is what is served.
 
 const log: HostLog = (level, message) => {
   const line = `[${new Date().toISOString()}] ${message}`;
@@ -15,17 +17,42 @@ const log: HostLog = (level, message) => {
   else console.log(line);
 };
 
+/** `--app <dir>`: the function app to run (a test fixture, say); the repository itself by default. */
+function appRootFrom(argv: string[]): string {
+  const index = argv.indexOf('--app');
+  if (index === -1) return APP_ROOT;
+  const dir = argv[index + 1];
+  if (!dir || dir.startsWith('--')) throw new Error('--app needs a directory');
+  return path.resolve(dir);
+}
+
+/** Dev-only: how long fetched queue messages stay invisible (the host's fixed 10 minutes otherwise). */
+function fetchVisibilityMs(env: NodeJS.ProcessEnv): number | undefined {
+  const value = env.LOCAL_HOST_QUEUE_FETCH_VISIBILITY_SECONDS;
+  if (value === undefined || value === '') return undefined;
+  const seconds = Number(value);
+  if (!Number.isInteger(seconds) || seconds < 1) {
+    throw new Error(
+      `LOCAL_HOST_QUEUE_FETCH_VISIBILITY_SECONDS must be a whole number of seconds, not "${value}"`,
+    );
+  }
+  return seconds * 1000;
+}
+
 async function main(): Promise<void> {
+  const appRoot = appRootFrom(process.argv);
   // The stack passes every setting in the environment and asks the host not to read the file again.
   if (!process.argv.includes('--no-local-settings')) {
-    for (const [key, value] of Object.entries(localSettings(process.env))) process.env[key] ??= value;
+    for (const [key, value] of Object.entries(localSettings(process.env, appRoot)))
+      process.env[key] ??= value;
   }
-  const hostJson = readHostJson();
+  const hostJson = readHostJson(appRoot);
 
   const registry = new WorkerRegistry((level, _category, message) => log(level, message));
   provideCoreModule(registry.createCoreApi());
-  for (const file of entryFiles(APP_ROOT)) {
+  for (const file of entryFiles(appRoot)) {
     try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- the worker loads entry points with require
       require(file);
     } catch (err) {
       log(
@@ -43,6 +70,12 @@ async function main(): Promise<void> {
     port: Number(process.env.PORT ?? 7071),
     log,
   });
+  const queues = startQueueListeners({
+    registry,
+    hostJson,
+    log,
+    fetchVisibilityMs: fetchVisibilityMs(process.env),
+  });
   log('information', 'Functions:');
   for (const route of http.routes) {
     log(
@@ -50,12 +83,17 @@ async function main(): Promise<void> {
       `  ${route.name}: [${route.methods.join(',')}] http://localhost:${http.port}${route.path}`,
     );
   }
+  for (const listener of queues.listeners) {
+    log('information', `  ${listener.functionName}: queueTrigger (queue '${listener.queueName}')`);
+  }
   // A line the stack (and tests) wait for: the host is serving.
   log('information', `Host started, listening on http://localhost:${http.port}`);
 
   const stop = (): void => {
-    void registry
-      .runHooks('appTerminate', { hookData: {}, appHookData: {} })
+    // Listeners first, so running invocations settle their messages before the app is told to terminate.
+    void queues
+      .stop()
+      .finally(() => registry.runHooks('appTerminate', { hookData: {}, appHookData: {} }))
       .finally(() => http.close())
       .finally(() => process.exit(0));
   };

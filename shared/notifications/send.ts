@@ -2,11 +2,13 @@ import { createHash } from 'node:crypto';
 import type { Caller } from '../auth/caller';
 import { AppError } from '../errors';
 import type { SentNotification } from '../graph/client';
+import type { DeferredMessage } from '../queue/message';
 import {
   newAppNotificationId,
   parseNotificationRequest,
   toGraphNotification,
   type GraphNotification,
+  type NotificationRequest,
 } from './request';
 
 export interface UserRef {
@@ -36,6 +38,11 @@ export interface NotificationSender {
   ): Promise<SentNotification>;
 }
 
+/** Port: the deferred queue, for a send with a future `deliverAt`. */
+export interface DeferredScheduler {
+  enqueue(message: DeferredMessage, delaySec: number): Promise<void>;
+}
+
 export type SendResult =
   | { status: 'sent'; id: string; appNotificationId: string; expirationDateTime: string }
   | { status: 'scheduled'; appNotificationId: string; deliverAt: string };
@@ -60,26 +67,27 @@ export class NotificationService {
       tokens: TokenExchange;
       refreshTokens: RefreshTokenSink;
       graph: NotificationSender;
+      queue: DeferredScheduler;
       targetHostName: string | undefined;
       now?: () => Date;
     },
   ) {}
 
   /**
-   * Validates, exchanges the caller's token, stores the refresh token when it changed and posts
-   * the notification. A future `deliverAt` is refused until deferred delivery exists.
+   * Validates, exchanges the caller's token, stores the refresh token when it changed, and posts
+   * the notification — or, with a future `deliverAt`, puts it on the deferred queue.
    */
   async sendNow(caller: Caller, body: unknown, log: Logger, requestId?: string): Promise<SendResult> {
     const now = this.deps.now?.() ?? new Date();
     const request = parseNotificationRequest(body, now);
-    if (request.deliverAt !== undefined && Date.parse(request.deliverAt) > now.getTime()) {
-      throw new AppError('invalid_request', { detail: 'deliverAt is not supported yet: send without it.' });
-    }
     const notification = toGraphNotification(request, {
       targetHostName: this.deps.targetHostName,
       appNotificationId: newAppNotificationId,
     });
     const { accessToken, refreshToken } = await this.deps.tokens.onBehalfOf(caller);
+    if (request.deliverAt !== undefined && Date.parse(request.deliverAt) > now.getTime()) {
+      return this.schedule(caller, request, notification.appNotificationId, refreshToken, now, requestId);
+    }
     // The vault write does not hold up or fail the send: the notification matters now, the stored
     // token only later (and the next request stores it if this write failed).
     const storing = this.storeIfChanged(caller, refreshToken).catch((err: unknown) => {
@@ -98,6 +106,34 @@ export class NotificationService {
     } finally {
       await storing;
     }
+  }
+
+  private async schedule(
+    caller: Caller,
+    request: NotificationRequest,
+    appNotificationId: string,
+    refreshToken: string | undefined,
+    now: Date,
+    requestId: string | undefined,
+  ): Promise<SendResult> {
+    // The deferred send redeems the stored token: here the write must have happened.
+    if (!refreshToken) {
+      throw new AppError('upstream_rejected', {
+        detail: 'The identity service returned no refresh token (is offline_access granted?).',
+      });
+    }
+    await this.storeIfChanged(caller, refreshToken);
+    const deliverAt = request.deliverAt!;
+    await this.deps.queue.enqueue(
+      {
+        userId: caller.userId,
+        tenantId: caller.tenantId,
+        notification: { ...request, appNotificationId },
+        ...(requestId ? { correlationId: requestId } : {}),
+      },
+      (Date.parse(deliverAt) - now.getTime()) / 1000,
+    );
+    return { status: 'scheduled', appNotificationId, deliverAt };
   }
 
   /** Opt-in: exchanges the caller's token and stores the refresh token, always (no send). */

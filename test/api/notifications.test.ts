@@ -1,3 +1,4 @@
+import { QueueClient } from '@azure/storage-queue';
 import type { IssueUserTokenOptions } from '../../dev/standins/entra';
 import { SigningKeys } from '../../dev/standins/keys';
 import { devUser, DEV_TENANT_ID, OTHER_TENANT_ID } from '../../dev/standins/identities';
@@ -292,9 +293,19 @@ describe('POST /api/notifications — the error table', () => {
     expect(body.detail).toContain('BadRequest');
   });
 
-  it('a future deliverAt is refused until deferred delivery exists', async () => {
+  it('a future deliverAt → 202 scheduled: on the queue, stored for later, nothing sent yet', async () => {
+    const user = devUser('schedules');
     const deliverAt = new Date(Date.now() + 3_600_000).toISOString();
-    await problem(await send(await tokenFor('alice'), { ...hello, deliverAt }), 400, 'invalid_request');
+    const queue = new QueueClient(app.stack.settings.AzureWebJobsStorage!, 'notifications-deferred');
+    const before =
+      (await queue.getProperties().catch(() => ({ approximateMessagesCount: 0 }))).approximateMessagesCount ??
+      0;
+    const res = await send(await tokenFor(user.oid), { ...hello, deliverAt, appNotificationId: 'later-1' });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ status: 'scheduled', appNotificationId: 'later-1', deliverAt });
+    expect((await queue.getProperties()).approximateMessagesCount).toBe(before + 1);
+    expect(app.stack.keyVault!.current(secretName(user.oid))).toBeDefined();
+    expect(graphAttemptsFor(user.oid)).toBe(0);
   });
 });
 

@@ -1,0 +1,652 @@
+// The app's token service: the OBO exchange for a verified caller and the redemption of stored
+// refresh tokens, over @azure/msal-node. Every msal error is normalised here, once, into AppError.
+import { createHash, createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  AuthError,
+  ConfidentialClientApplication,
+  InteractionRequiredAuthError,
+  LogLevel,
+  ServerError,
+  type AuthenticationResult,
+  type Configuration,
+  type INetworkModule,
+  type NetworkRequestOptions,
+  type NetworkResponse,
+} from '@azure/msal-node';
+import type { Config } from '../config';
+import { AppError } from '../errors';
+import type { Logger, TokenExchange, UserRef } from '../notifications/send';
+import type { Caller } from './caller';
+
+export interface TokenServiceOptions {
+  /** Users whose msal caches are kept in memory; the least recently used is dropped. Default 1000. */
+  maxPartitions?: number;
+  /**
+   * Access tokens one user's cache may hold before it is started afresh. msal-node 7 already
+   * replaces a user's token for the same scopes, so this only guards against that changing.
+   * Default 16.
+   */
+  maxTokensPerPartition?: number;
+  /** Where msal's own warnings and errors go (PII logging off), and our operator messages. */
+  log?: Logger;
+  /**
+   * msal's log level, for diagnosis; PII logging stays off whatever the level. Warnings and errors
+   * go to `log.warn`, anything finer to `log.info`. Default `warning`.
+   */
+  msalLogLevel?: 'error' | 'warning' | 'info' | 'verbose';
+  /** Per request to the identity service. msal-node sets no timeout on token requests. Default 10 s. */
+  requestTimeoutMs?: number;
+}
+
+export interface RedeemedToken {
+  accessToken: string;
+  expiresOn: Date;
+  /** The rotated refresh token, when the identity service issued a new one. */
+  refreshToken: string | undefined;
+}
+
+type Grant = 'obo' | 'redeem';
+
+/** What our network module saw of one msal request (keyed by its correlation id). */
+type Observation = { kind: 'response'; status: number; retryAfter: string | undefined } | { kind: 'failed' };
+
+interface Partition {
+  readonly key: string;
+  /** msal's home account id for a user of Entra ID: `{oid}.{tid}` (from client_info). */
+  readonly homeAccountId: string;
+  readonly authorityMetadata: string;
+  app: ConfidentialClientApplication;
+  /** Until when msal refuses to call the identity service again for this user (its own throttling). */
+  throttledUntil: number;
+}
+
+interface SerializedCache {
+  AccessToken?: Record<string, unknown>;
+  RefreshToken?: Record<string, { home_account_id?: string; secret?: string }>;
+}
+
+const MSAL_LOG_LEVELS = {
+  error: LogLevel.Error,
+  warning: LogLevel.Warning,
+  info: LogLevel.Info,
+  verbose: LogLevel.Verbose,
+} as const;
+const DEFAULT_MAX_PARTITIONS = 1000;
+const DEFAULT_MAX_TOKENS_PER_PARTITION = 16;
+const DEFAULT_TIMEOUT_MS = 10_000;
+/** Wait suggested after a network failure (nothing throttles it: msal only remembers HTTP answers). */
+const NETWORK_RETRY_AFTER_SEC = 5;
+// msal-common's ThrottlingUtils: without a usable Retry-After it refuses the same request for 60 s,
+// and never for longer than an hour.
+const MSAL_DEFAULT_THROTTLE_SEC = 60;
+const MSAL_MAX_THROTTLE_SEC = 3600;
+
+// AADSTS numbers of an OBO assertion Entra refused (bad signature or tenant, wrong audience,
+// expired or not yet valid). msal reports them as invalid_grant.
+const ASSERTION_REJECTED: Record<string, string> = {
+  '50013': 'its signature, issuer or tenant is not valid',
+  '500131': 'it was issued for another application',
+  '500133': 'it is expired or not yet valid',
+};
+
+/**
+ * The OBO exchange and refresh-token redemption, with one small msal client per user.
+ *
+ * msal-node keeps a single in-memory store per application object and scans all of it on every
+ * lookup (AzureAD/microsoft-authentication-library-for-js#5457); the only way to read the
+ * refresh token (serialize()) also walks the whole store. So each user gets their own
+ * ConfidentialClientApplication, held in an LRU of `maxPartitions`: lookups and serialisation stay
+ * a few entries long whatever the number of users, memory stays bounded, and msal's own
+ * throttling after a 429/5xx (keyed by client, authority and scopes, not by user) holds back only
+ * the user whose request failed instead of every user of the worker. The OpenID metadata is read
+ * once and handed to every new client, so a new user costs no discovery request.
+ */
+export class TokenService implements TokenExchange {
+  private readonly authority: string;
+  private readonly scopes: string[];
+  private readonly credential: Pick<Configuration['auth'], 'clientSecret' | 'clientCertificate'>;
+  private readonly partitions = new Map<string, Partition>();
+  private readonly flights = new Map<string, Promise<unknown>>();
+  private readonly network: ObservingNetworkClient;
+  private readonly maxPartitions: number;
+  private readonly maxTokensPerPartition: number;
+  private readonly log: Logger | undefined;
+  private readonly requestTimeoutMs: number;
+  private readonly msalLogLevel: LogLevel;
+  private metadata: Promise<string> | undefined;
+
+  /**
+   * Side effect: reads the client certificate named by ENTRA_CLIENT_CERTIFICATE_PATH, if any.
+   * Throws `invalid_config` when it is unreadable, has no matching RSA key, or has expired.
+   */
+  constructor(
+    private readonly config: Pick<
+      Config,
+      'tenantId' | 'clientId' | 'credential' | 'authorityHost' | 'graphScopes'
+    >,
+    options: TokenServiceOptions = {},
+  ) {
+    this.authority = `${config.authorityHost}/${config.tenantId}`;
+    this.scopes = [...config.graphScopes];
+    this.maxPartitions = Math.max(1, options.maxPartitions ?? DEFAULT_MAX_PARTITIONS);
+    this.maxTokensPerPartition = Math.max(
+      1,
+      options.maxTokensPerPartition ?? DEFAULT_MAX_TOKENS_PER_PARTITION,
+    );
+    this.log = options.log;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.msalLogLevel = MSAL_LOG_LEVELS[options.msalLogLevel ?? 'warning'];
+    this.network = new ObservingNetworkClient(this.requestTimeoutMs);
+    this.credential =
+      config.credential.kind === 'secret'
+        ? { clientSecret: config.credential.secret }
+        : { clientCertificate: loadClientCertificate(config.credential.path) };
+  }
+
+  /** Users currently held in memory (for tests and the benchmark). */
+  get partitionCount(): number {
+    return this.partitions.size;
+  }
+
+  /** Access tokens msal holds for the user, or undefined when the user is not in memory. */
+  accessTokensHeld(user: UserRef): number | undefined {
+    const partition = this.partitions.get(partitionKey(user));
+    return partition ? countOf(readCache(partition.app).AccessToken) : undefined;
+  }
+
+  /**
+   * Exchanges the caller's access token for a Graph token (OBO) and returns the refresh token
+   * that came with it. Side effects: at most one token request per distinct assertion (msal
+   * caches the result by assertion hash; concurrent calls share one request); the first call
+   * reads the OpenID metadata. Needs the delegated GRAPH_SCOPES consented for this API.
+   */
+  async onBehalfOf(caller: Caller): Promise<{ accessToken: string; refreshToken: string | undefined }> {
+    const partition = await this.partitionFor(caller);
+    return this.singleFlight(`obo|${partition.key}|${sha256(caller.assertion)}`, () =>
+      this.exchange(partition, caller.assertion),
+    );
+  }
+
+  /**
+   * Redeems a stored refresh token for a Graph token, for a deferred send. Side effect: one
+   * refresh-token request to the identity service (concurrent calls with the same token share
+   * it). Throws `invalid_grant` when the token was revoked or expired.
+   */
+  async redeem(user: UserRef, refreshToken: string): Promise<RedeemedToken> {
+    const partition = await this.partitionFor(user);
+    return this.singleFlight(`redeem|${partition.key}|${sha256(refreshToken)}`, () =>
+      this.redeemIn(partition, refreshToken),
+    );
+  }
+
+  /** Drops the user's msal cache (tokens, and msal's throttling state) from memory. */
+  forget(user: UserRef): void {
+    this.partitions.delete(partitionKey(user));
+  }
+
+  private async exchange(
+    partition: Partition,
+    assertion: string,
+  ): Promise<{ accessToken: string; refreshToken: string | undefined }> {
+    const correlationId = randomUUID();
+    const app = partition.app;
+    try {
+      const result = must(
+        await app.acquireTokenOnBehalfOf({ oboAssertion: assertion, scopes: this.scopes, correlationId }),
+      );
+      // The refresh token never reaches AuthenticationResult, and msal will not use it to renew
+      // OBO tokens itself (#5330): it is read from the serialized cache, right after the exchange.
+      const refreshToken = this.refreshTokenOf(partition, app);
+      this.keepBounded(partition, app);
+      return { accessToken: result.accessToken, refreshToken };
+    } catch (err) {
+      throw this.normalise(err, 'obo', partition, correlationId);
+    } finally {
+      this.network.forget(correlationId);
+    }
+  }
+
+  private async redeemIn(partition: Partition, refreshToken: string): Promise<RedeemedToken> {
+    const correlationId = randomUUID();
+    const app = partition.app;
+    try {
+      const before = this.refreshTokenOf(partition, app);
+      // Without forceCache msal does not cache the rotated refresh token for an account it has
+      // not seen, and then there is nothing to read it from.
+      const result = must(
+        await app.acquireTokenByRefreshToken({
+          refreshToken,
+          scopes: this.scopes,
+          forceCache: true,
+          correlationId,
+        }),
+      );
+      const owner = result.account?.homeAccountId.toLowerCase();
+      if (owner !== undefined && owner !== partition.homeAccountId) {
+        // Another user's tokens must not stay in this user's cache.
+        this.partitions.delete(partition.key);
+        throw new AppError('invalid_grant', { detail: 'The stored refresh token belongs to another user.' });
+      }
+      const after = this.refreshTokenOf(partition, app);
+      this.keepBounded(partition, app);
+      return {
+        accessToken: result.accessToken,
+        expiresOn: result.expiresOn ?? new Date(Date.now() + 5 * 60_000),
+        refreshToken: after !== undefined && after !== before && after !== refreshToken ? after : undefined,
+      };
+    } catch (err) {
+      throw this.normalise(err, 'redeem', partition, correlationId);
+    } finally {
+      this.network.forget(correlationId);
+    }
+  }
+
+  private singleFlight<T>(key: string, run: () => Promise<T>): Promise<T> {
+    const inflight = this.flights.get(key) as Promise<T> | undefined;
+    if (inflight) return inflight;
+    const flight = run().finally(() => this.flights.delete(key));
+    this.flights.set(key, flight);
+    return flight;
+  }
+
+  private async partitionFor(user: UserRef): Promise<Partition> {
+    const key = partitionKey(user);
+    const existing = this.partitions.get(key);
+    if (existing) {
+      // Map keeps insertion order: moving the entry to the end makes the first the least recent.
+      this.partitions.delete(key);
+      this.partitions.set(key, existing);
+      return existing;
+    }
+    const metadata = await this.authorityMetadata();
+    // Another call may have created it while the metadata was read.
+    const raced = this.partitions.get(key);
+    if (raced) return raced;
+    const partition: Partition = {
+      key,
+      homeAccountId: `${user.userId}.${user.tenantId}`.toLowerCase(),
+      authorityMetadata: metadata,
+      app: this.newApp(metadata),
+      throttledUntil: 0,
+    };
+    this.partitions.set(key, partition);
+    while (this.partitions.size > this.maxPartitions) {
+      const oldest = this.partitions.keys().next().value;
+      if (oldest === undefined) break;
+      this.partitions.delete(oldest);
+    }
+    return partition;
+  }
+
+  private newApp(authorityMetadata: string): ConfidentialClientApplication {
+    return new ConfidentialClientApplication({
+      auth: {
+        clientId: this.config.clientId,
+        authority: this.authority,
+        // Without it msal asks login.microsoftonline.com for instance discovery, whatever the host.
+        knownAuthorities: [new URL(this.config.authorityHost).host],
+        // Read once by this service: a new client per user then resolves the authority offline.
+        authorityMetadata,
+        ...this.credential,
+      },
+      system: {
+        networkClient: this.network,
+        loggerOptions: {
+          logLevel: this.msalLogLevel,
+          piiLoggingEnabled: false,
+          loggerCallback: (level, message, containsPii) => {
+            if (containsPii || !this.log) return;
+            if (level <= LogLevel.Warning) this.log.warn(`msal: ${redact(message)}`);
+            else this.log.info(`msal: ${redact(message)}`);
+          },
+        },
+      },
+    });
+  }
+
+  /** The discovery document, fetched once (a failed fetch is not kept: the next call tries again). */
+  private authorityMetadata(): Promise<string> {
+    this.metadata ??= this.fetchMetadata().catch((err: unknown) => {
+      this.metadata = undefined;
+      throw err;
+    });
+    return this.metadata;
+  }
+
+  private async fetchMetadata(): Promise<string> {
+    const url = `${this.authority}/v2.0/.well-known/openid-configuration`;
+    let doc: { issuer?: unknown; token_endpoint?: unknown };
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(this.requestTimeoutMs) });
+      if (!res.ok) throw new Error(`OpenID metadata answered ${res.status}`);
+      doc = (await res.json()) as typeof doc;
+    } catch (err) {
+      throw new AppError('upstream_unavailable', {
+        detail: "The identity service's OpenID metadata could not be read.",
+        retryAfterSeconds: NETWORK_RETRY_AFTER_SEC,
+        cause: err,
+      });
+    }
+    // msal checks the issuer only for metadata it fetched itself; this one it takes on trust.
+    const origin = new URL(this.config.authorityHost).origin;
+    if (
+      typeof doc.token_endpoint !== 'string' ||
+      typeof doc.issuer !== 'string' ||
+      !sameOrigin(doc.issuer, origin)
+    ) {
+      throw new AppError('invalid_config', {
+        detail: `The OpenID metadata at ${url} names an issuer or token endpoint outside ${origin}.`,
+      });
+    }
+    this.log?.info('Read the identity service OpenID metadata.', { authority: this.authority });
+    return JSON.stringify(doc);
+  }
+
+  /** The user's refresh token in msal's serialized cache (PITFALLS #6), if there is one. */
+  private refreshTokenOf(partition: Partition, app: ConfidentialClientApplication): string | undefined {
+    const entries = Object.values(readCache(app).RefreshToken ?? {});
+    return entries.find((rt) => rt.home_account_id?.toLowerCase() === partition.homeAccountId && rt.secret)
+      ?.secret;
+  }
+
+  /** A user who keeps presenting new assertions must not grow their cache without limit. */
+  private keepBounded(partition: Partition, app: ConfidentialClientApplication): void {
+    if (partition.app !== app) return;
+    if (countOf(readCache(app).AccessToken) > this.maxTokensPerPartition) {
+      // Starting afresh costs at most one more exchange for a still-valid assertion; the refresh
+      // token was already handed out.
+      partition.app = this.newApp(partition.authorityMetadata);
+      partition.throttledUntil = 0;
+    }
+  }
+
+  private normalise(err: unknown, grant: Grant, partition: Partition, correlationId: string): AppError {
+    if (err instanceof AppError) return err;
+    const seen = this.network.observation(correlationId);
+    if (seen?.kind === 'response' && (isThrottling(seen.status) || seen.retryAfter !== undefined)) {
+      // msal now refuses this request for that long (ThrottlingUtils.postProcess); say so.
+      partition.throttledUntil = Date.now() + msalThrottleSeconds(seen.retryAfter) * 1000;
+    }
+    if (!(err instanceof AuthError)) {
+      return new AppError('internal_error', {
+        detail: 'The token exchange failed unexpectedly.',
+        cause: err,
+      });
+    }
+    const code = err.errorCode;
+    const errorNo = aadsts(err);
+    const sts = errorNo ? ` (AADSTS${errorNo})` : '';
+
+    if (seen?.kind === 'failed' || code === 'network_error') {
+      return new AppError('upstream_unavailable', {
+        detail: 'The identity service could not be reached.',
+        retryAfterSeconds: NETWORK_RETRY_AFTER_SEC,
+        cause: err,
+      });
+    }
+    if ((seen?.kind === 'response' && isThrottling(seen.status)) || code === 'temporarily_unavailable') {
+      return new AppError('upstream_unavailable', {
+        detail: `The identity service is throttling or unavailable${seen?.kind === 'response' ? ` (HTTP ${seen.status})` : ''}${sts}.`,
+        retryAfterSeconds: this.remainingThrottle(partition),
+        cause: err,
+      });
+    }
+    if (seen === undefined && err instanceof ServerError && !(err instanceof InteractionRequiredAuthError)) {
+      // A ServerError without a request: msal's own throttling replaying an earlier 429/5xx.
+      return new AppError('upstream_unavailable', {
+        detail: `The identity service asked to be left alone for a while${sts}.`,
+        retryAfterSeconds: this.remainingThrottle(partition),
+        cause: err,
+      });
+    }
+    if (code === 'invalid_client' || code === 'unauthorized_client') {
+      this.log?.warn(
+        `The identity service rejected this app's own credential (${code}${sts}) for client ${this.config.clientId}: ` +
+          'check ENTRA_CLIENT_SECRET or ENTRA_CLIENT_CERTIFICATE_PATH against the app registration.',
+        { code, aadsts: errorNo },
+      );
+      return new AppError('internal_error', {
+        detail: 'The app could not authenticate to the identity service.',
+        cause: err,
+      });
+    }
+    if (grant === 'redeem' && code === 'invalid_grant' && !isUserActionSubError(err.subError)) {
+      // The stored grant is dead (AADSTS70008, 700082, 50173, ...): only the user can make a new one.
+      return new AppError('invalid_grant', {
+        detail: `The stored refresh token was revoked or has expired${sts}.`,
+        cause: err,
+      });
+    }
+    if (err instanceof InteractionRequiredAuthError) return interactionRequired(err, sts);
+    if (grant === 'obo' && code === 'invalid_grant') {
+      const reason = (errorNo && ASSERTION_REJECTED[errorNo]) ?? 'it was not accepted';
+      return new AppError('invalid_token', {
+        detail: `The identity service refused the access token for the exchange: ${reason}${sts}.`,
+        cause: err,
+      });
+    }
+    this.log?.warn(
+      `The identity service refused the token request (${code}${sts}); check GRAPH_SCOPES and the app registration.`,
+      {
+        code,
+        aadsts: errorNo,
+        grant,
+      },
+    );
+    return new AppError('internal_error', { detail: 'The token exchange failed.', cause: err });
+  }
+
+  private remainingThrottle(partition: Partition): number {
+    const left = Math.ceil((partition.throttledUntil - Date.now()) / 1000);
+    return left > 0 ? left : MSAL_DEFAULT_THROTTLE_SEC;
+  }
+}
+
+/**
+ * Entra's claims challenge (learn.microsoft.com/entra/identity-platform/claims-challenge):
+ * `error="insufficient_claims"` with the base64 claims, which the client passes to its next token
+ * request. When Entra sent no claims (missing consent) there is nothing to insist on, and that
+ * format requires `claims` with `insufficient_claims`; the header then says
+ * `error="interaction_required"` (OpenID Connect's code) with the reason, and the client signs
+ * the user in interactively.
+ */
+function interactionRequired(err: InteractionRequiredAuthError, sts: string): AppError {
+  const reason = [err.errorCode, err.subError].filter(Boolean).join('/');
+  const claims = err.claims.trim();
+  if (claims) {
+    return new AppError('interaction_required', {
+      detail: `The identity service needs the user to satisfy a policy (${reason}${sts}); sign in again with the claims challenge.`,
+      authenticate: { error: 'insufficient_claims', claims: Buffer.from(claims, 'utf8').toString('base64') },
+      cause: err,
+    });
+  }
+  const consent = err.subError === 'consent_required' || err.errorCode === 'consent_required';
+  return new AppError('interaction_required', {
+    detail: consent
+      ? `The user has not consented to the permissions this API needs (${reason}${sts}); sign in interactively to consent.`
+      : `The identity service needs the user to sign in interactively (${reason}${sts}).`,
+    authenticate: { error: 'interaction_required', error_description: err.subError || err.errorCode },
+    cause: err,
+  });
+}
+
+/** Sub-errors that mean "the user can fix this by signing in", not "the grant is gone". */
+function isUserActionSubError(subError: string): boolean {
+  return [
+    'consent_required',
+    'basic_action',
+    'additional_action',
+    'message_only',
+    'user_password_expired',
+  ].includes(subError);
+}
+
+/**
+ * msal's own INetworkModule over fetch, which also remembers the HTTP status and Retry-After of
+ * each answer: msal keeps both to itself (ServerError carries neither for token requests), and
+ * the caller's `Retry-After` should match how long msal will refuse to retry.
+ */
+class ObservingNetworkClient implements INetworkModule {
+  private readonly seen = new Map<string, Observation>();
+
+  constructor(private readonly timeoutMs: number) {}
+
+  observation(correlationId: string): Observation | undefined {
+    return this.seen.get(correlationId);
+  }
+
+  forget(correlationId: string): void {
+    this.seen.delete(correlationId);
+  }
+
+  sendGetRequestAsync<T>(
+    url: string,
+    options?: NetworkRequestOptions,
+    timeout?: number,
+  ): Promise<NetworkResponse<T>> {
+    return this.send<T>('GET', url, options, timeout);
+  }
+
+  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.send<T>('POST', url, options);
+  }
+
+  private async send<T>(
+    method: 'GET' | 'POST',
+    url: string,
+    options: NetworkRequestOptions | undefined,
+    timeout?: number,
+  ): Promise<NetworkResponse<T>> {
+    const correlationId = options?.correlationId;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: options?.headers,
+        body: method === 'POST' ? (options?.body ?? '') : undefined,
+        signal: AbortSignal.timeout(timeout ?? this.timeoutMs),
+      });
+    } catch (err) {
+      if (correlationId) this.seen.set(correlationId, { kind: 'failed' });
+      // msal turns any non-msal error into its network_error; the URL is no secret, the body is.
+      throw new Error(`Request to ${new URL(url).origin} failed: ${(err as Error).name}`, { cause: err });
+    }
+    const headers: Record<string, string> = {};
+    res.headers.forEach((value, name) => {
+      headers[name] = value;
+    });
+    if (correlationId) {
+      this.seen.set(correlationId, {
+        kind: 'response',
+        status: res.status,
+        retryAfter: headers['retry-after'],
+      });
+    }
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // A proxy's HTML error page: give msal an error it reports instead of a parse failure.
+      body = { error: 'invalid_response', error_description: `HTTP ${res.status} without a JSON body` };
+    }
+    return { headers, body: body as T, status: res.status };
+  }
+}
+
+function loadClientCertificate(path: string): { thumbprintSha256: string; privateKey: string; x5c: string } {
+  const invalid = (why: string, cause?: unknown) =>
+    new AppError('invalid_config', { detail: `ENTRA_CLIENT_CERTIFICATE_PATH (${path}): ${why}`, cause });
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw invalid(`cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
+  }
+  const certificates = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const keyBlock = /-----BEGIN ((?:RSA |ENCRYPTED )?PRIVATE KEY)-----[\s\S]+?-----END \1-----/.exec(pem)?.[0];
+  const first = certificates[0];
+  if (!first) throw invalid('holds no PEM certificate');
+  if (!keyBlock) throw invalid('holds no PEM private key (the file must hold the certificate and its key)');
+  let certificate: X509Certificate;
+  let key: KeyObject;
+  try {
+    certificate = new X509Certificate(first);
+  } catch (err) {
+    throw invalid('its certificate cannot be parsed', err);
+  }
+  try {
+    key = createPrivateKey(keyBlock);
+  } catch (err) {
+    throw invalid('its private key cannot be read (an encrypted key is not supported)', err);
+  }
+  // msal-node signs the client assertion with PS256 when given a SHA-256 thumbprint.
+  if (key.asymmetricKeyType !== 'rsa')
+    throw invalid(`its key is ${key.asymmetricKeyType ?? 'unknown'}, not RSA`);
+  if (!certificate.checkPrivateKey(key)) throw invalid('the private key does not belong to the certificate');
+  if (Date.parse(certificate.validTo) <= Date.now())
+    throw invalid(`the certificate expired on ${certificate.validTo}`);
+  return {
+    // Hex, as msal-node expects; it sends it base64url-encoded as the assertion's x5t#S256.
+    thumbprintSha256: createHash('sha256').update(certificate.raw).digest('hex'),
+    privateKey: key.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    // The chain as PEM: msal sends it as x5c, which subject-name/issuer authentication needs.
+    x5c: certificates.join('\n'),
+  };
+}
+
+function partitionKey(user: UserRef): string {
+  return `${user.tenantId}.${user.userId}`.toLowerCase();
+}
+
+function sha256(secret: string): string {
+  return createHash('sha256').update(secret).digest('base64url');
+}
+
+function readCache(app: ConfidentialClientApplication): SerializedCache {
+  return JSON.parse(app.getTokenCache().serialize()) as SerializedCache;
+}
+
+function countOf(entries: Record<string, unknown> | undefined): number {
+  return entries ? Object.keys(entries).length : 0;
+}
+
+function must(result: AuthenticationResult | null): AuthenticationResult {
+  if (!result) throw new AppError('internal_error', { detail: 'msal returned no token.' });
+  return result;
+}
+
+function sameOrigin(url: string, origin: string): boolean {
+  try {
+    return new URL(url).origin === origin;
+  } catch {
+    return false;
+  }
+}
+
+function isThrottling(status: number): boolean {
+  return status === 429 || (status >= 500 && status < 600);
+}
+
+/** How long msal throttles after an answer with this Retry-After (msal-common ThrottlingUtils). */
+function msalThrottleSeconds(retryAfter: string | undefined): number {
+  const seconds = parseInt(retryAfter ?? '', 10);
+  return Math.min(seconds > 0 ? seconds : MSAL_DEFAULT_THROTTLE_SEC, MSAL_MAX_THROTTLE_SEC);
+}
+
+/** The AADSTS number msal kept from `error_codes` (typed string, a number at run time). */
+function aadsts(err: AuthError): string | undefined {
+  const no = (err as { errorNo?: unknown }).errorNo;
+  return typeof no === 'number' || (typeof no === 'string' && no !== '') ? String(no) : undefined;
+}
+
+/**
+ * msal's messages carry no tokens with PII logging off (checked at verbose level in the tests);
+ * this catches a token-shaped string (a JWT, or an opaque run as long as a refresh token) anyway.
+ */
+function redact(message: string): string {
+  return message
+    .replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[redacted]')
+    .replace(/[A-Za-z0-9_\-.]{80,}/g, '[redacted]');
+}
