@@ -13,9 +13,12 @@ export function localSettings(env: NodeJS.ProcessEnv, appRoot: string = APP_ROOT
   const file = path.join(appRoot, 'local.settings.json');
   const merged: Record<string, string> = {};
   if (existsSync(file)) {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as { Values?: Record<string, unknown> };
+    // Core Tools reads Values as strings; numbers and booleans are taken as their text.
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as {
+      Values?: Record<string, string | number | boolean | null>;
+    };
     for (const [key, value] of Object.entries(parsed.Values ?? {})) {
-      if (value !== undefined && value !== null) merged[key] = String(value);
+      if (value !== null) merged[key] = String(value);
     }
   }
   for (const [key, value] of Object.entries(env)) {

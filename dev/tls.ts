@@ -41,7 +41,7 @@ async function create(): Promise<{ ca: string; cert: string; key: string }> {
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey as never),
+      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   });
   const leafKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);

@@ -8,10 +8,13 @@ app.storageQueue('deliverDeferred', {
   queueName: config.notificationsQueue,
   connection: 'AzureWebJobsStorage',
   handler: async (message, context) => {
-    const meta = context.triggerMetadata ?? {};
+    const { id, dequeueCount } = context.triggerMetadata ?? {};
     await deferredDelivery.deliver(
       message,
-      { messageId: String(meta.id ?? context.invocationId), dequeueCount: Number(meta.dequeueCount ?? 1) },
+      {
+        messageId: typeof id === 'string' ? id : context.invocationId,
+        dequeueCount: Number(dequeueCount ?? 1),
+      },
       loggerFor(context),
     );
   },

@@ -35,10 +35,12 @@ export type Outcome =
 export const MAX_ATTEMPTS = 5;
 
 /** Never-retryable codes: the message goes straight to the poison queue. */
+// `interaction_required`: the stored grant needs the user (consent, MFA); only their next visit helps.
 const FINAL: ReadonlySet<string> = new Set([
   'invalid_message',
   'not_registered',
   'invalid_grant',
+  'interaction_required',
   'upstream_rejected',
 ]);
 

@@ -66,7 +66,7 @@ describe('DeferredDelivery', () => {
   it('sends a due message once, with an appNotificationId derived from the message id', async () => {
     const { delivery, sent } = setup();
     const first = await delivery.deliver(message(), meta, silent);
-    const again = await delivery.deliver(message(), { ...meta, dequeueCount: 2 }, silent);
+    await delivery.deliver(message(), { ...meta, dequeueCount: 2 }, silent);
     expect(first).toMatchObject({ kind: 'sent' });
     expect(sent).toHaveLength(2);
     expect(sent[0]!.appNotificationId).toBe(sent[1]!.appNotificationId);
