@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { QueueClient } from '@azure/storage-queue';
 import path from 'node:path';
 import { portOpen, startAzurite, type AzuritePorts, type RunningAzurite } from './azurite';
 import { startEntraStandIn, type EntraStandIn } from './standins/entra';
@@ -144,6 +145,11 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       stoppers.push(() => azurite!.stop());
       started.push(`Azurite (queues)    ${azurite.queueUrl}`);
       settings.AzureWebJobsStorage = azurite.connectionString;
+      // In Azure the queues come with the deployment (the host does not create a trigger's queue).
+      const queueName = given.NOTIFICATIONS_QUEUE || 'notifications-deferred';
+      for (const name of [queueName, `${queueName}-poison`]) {
+        await new QueueClient(azurite.connectionString, name).createIfNotExists();
+      }
     }
 
     return { settings, tls, entra, keyVault, graph, azurite, started, stop };

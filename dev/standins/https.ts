@@ -79,17 +79,29 @@ export interface Fault {
 /** "Make the next N requests fail": a FIFO of faults a stand-in consults per request. */
 export class FaultQueue {
   private queue: Fault[] = [];
+  private periodic: { every: number; faults: Fault[]; seen: number; used: number } | undefined;
 
   failNext(count: number, fault: Fault): void {
     for (let i = 0; i < count; i++) this.queue.push(fault);
   }
 
+  /** Every `every`-th request fails (deterministically, for load tests), cycling through `faults`. */
+  failEvery(every: number, ...faults: Fault[]): void {
+    this.periodic = { every, faults, seen: 0, used: 0 };
+  }
+
   take(): Fault | undefined {
-    return this.queue.shift();
+    const queued = this.queue.shift();
+    if (queued || !this.periodic) return queued;
+    const p = this.periodic;
+    p.seen++;
+    if (p.seen % p.every !== 0) return undefined;
+    return p.faults[p.used++ % p.faults.length];
   }
 
   clear(): void {
     this.queue = [];
+    this.periodic = undefined;
   }
 
   get pending(): number {

@@ -74,8 +74,11 @@ export class DeferredDelivery {
     } catch (err) {
       return this.deadLetter(raw, undefined, meta, toAppError(err), log);
     }
+    // A message put back for later is a new queue message: logs and the poison queue name the
+    // sender's original one.
+    const messageId = message.originalMessageId ?? meta.messageId;
     const context = {
-      messageId: meta.messageId,
+      messageId,
       correlationId: message.correlationId,
       tenantId: message.tenantId,
       userId: message.userId,
@@ -94,6 +97,7 @@ export class DeferredDelivery {
       );
       const pinned: DeferredMessage = {
         ...message,
+        originalMessageId: messageId,
         notification: { ...message.notification, appNotificationId: notification.appNotificationId },
       };
 
@@ -162,13 +166,14 @@ export class DeferredDelivery {
       reason: error.code,
       detail: error.detail,
       failedAt: (this.deps.now?.() ?? new Date()).toISOString(),
-      messageId: meta.messageId,
+      messageId: message?.originalMessageId ?? meta.messageId,
       dequeueCount: meta.dequeueCount,
+      ...(message?.attempt ? { attempt: message.attempt } : {}),
       ...(message?.correlationId ? { correlationId: message.correlationId } : {}),
       message: raw,
     });
     log.warn('Deferred notification dead-lettered', {
-      messageId: meta.messageId,
+      messageId: message?.originalMessageId ?? meta.messageId,
       correlationId: message?.correlationId,
       tenantId: message?.tenantId,
       userId: message?.userId,

@@ -11,8 +11,11 @@ export interface PoisonRecord {
   reason: string;
   detail?: string;
   failedAt: string;
+  /** The sender's message id (a message put back for later keeps it). */
   messageId: string;
   dequeueCount: number;
+  /** How many times graph-notify tried it, when it put the message back before. */
+  attempt?: number;
   correlationId?: string;
   /** The message as it arrived (parsed when it was JSON, else its text). */
   message: unknown;

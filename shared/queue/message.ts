@@ -11,6 +11,8 @@ export interface DeferredMessage {
   correlationId?: string;
   /** Set by graph-notify when it puts a message back to retry later; senders leave it out. */
   attempt?: number;
+  /** Set by graph-notify on a message it puts back: the id the sender's message had. */
+  originalMessageId?: string;
 }
 
 /**
