@@ -63,6 +63,9 @@ async function main(): Promise<void> {
     `    -d '{"payload":{"visualContent":{"title":"Hello from graph-notify","body":"Sent on your behalf"}}}'`,
     ...(stack.graph ? [`  then watch ${stack.graph.url}/`] : []),
     '',
+    'Later, from another system (alice registered by the send above):',
+    '  npm run enqueue -- --user alice --title "Your order shipped" --in 10',
+    '',
   ];
   console.log(lines.join('\n'));
 }
