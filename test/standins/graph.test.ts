@@ -1,9 +1,7 @@
 // The Graph notifications stand-in, spoken to over HTTPS with fetch as the app will.
 // Needs NODE_EXTRA_CA_CERTS pointing at the local CA (`node dist/dev/with-ca.js jest …`).
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { JWTPayload } from 'jose';
-import { ensureLocalTls, type LocalTls } from '../../dev/tls';
+import { ensureLocalTls } from '../../dev/tls';
 import { API_APP, DEV_TENANT_ID, GRAPH_RESOURCE, devUser } from '../../dev/standins/identities';
 import { SigningKeys } from '../../dev/standins/keys';
 import { startGraphStandIn, type GraphStandIn } from '../../dev/standins/graph';
@@ -13,20 +11,6 @@ const ISSUER = `https://sts.windows.net/${DEV_TENANT_ID}/`;
 const DAY = 24 * 60 * 60 * 1000;
 const alice = devUser('alice');
 const bob = devUser('bob');
-
-// The server must present the certificate of the CA that this process trusts. Under jest, dev/tls
-// resolves `.local` from the source tree, so the PEMs are taken from beside NODE_EXTRA_CA_CERTS.
-async function trustedTls(): Promise<LocalTls> {
-  const caPath = process.env.NODE_EXTRA_CA_CERTS;
-  if (!caPath) return ensureLocalTls();
-  const dir = path.dirname(caPath);
-  return {
-    caPath,
-    ca: readFileSync(caPath, 'utf8'),
-    cert: readFileSync(path.join(dir, 'server.pem'), 'utf8'),
-    key: readFileSync(path.join(dir, 'server-key.pem'), 'utf8'),
-  };
-}
 
 let keys: SigningKeys;
 let graph: GraphStandIn;
@@ -103,7 +87,7 @@ async function expectGraphError(
 beforeAll(async () => {
   keys = new SigningKeys();
   graph = await startGraphStandIn({
-    tls: await trustedTls(),
+    tls: await ensureLocalTls(),
     port: 0,
     verifyToken: async (token, audiences) =>
       (await keys.verify(token, { audience: audiences, issuer: ISSUER })).payload,

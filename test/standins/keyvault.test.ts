@@ -1,13 +1,11 @@
 // The Key Vault stand-in, driven by the real SecretClient over HTTPS so that what is tested is what the
 // app will meet: the SDK's challenge flow, its retry policy, its pollers and its error mapping.
 // Needs NODE_EXTRA_CA_CERTS pointing at the local CA (`node dist/dev/with-ca.js jest …`).
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { ClientSecretCredential } from '@azure/identity';
 import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
 import type { JWTPayload } from 'jose';
-import type { LocalTls } from '../../dev/tls';
+import { ensureLocalTls, type LocalTls } from '../../dev/tls';
 import {
   DEV_TENANT_ID,
   FUNCTION_IDENTITY,
@@ -76,23 +74,6 @@ function newClient(credential: TokenCredential, options: SecretClientOptions = {
   });
 }
 
-/**
- * The certificate set this process trusts. Not `ensureLocalTls()`: it resolves `.local` from its own
- * `__dirname`, which under ts-jest is `dev/` rather than `dist/dev/`, so it would mint a second CA one
- * directory above the repository that NODE_EXTRA_CA_CERTS does not name.
- */
-function trustedTls(): LocalTls {
-  const caPath = process.env.NODE_EXTRA_CA_CERTS;
-  if (!caPath) throw new Error('run under NODE_EXTRA_CA_CERTS: node dist/dev/with-ca.js jest …');
-  const dir = path.dirname(caPath);
-  return {
-    caPath,
-    ca: readFileSync(caPath, 'utf8'),
-    cert: readFileSync(path.join(dir, 'server.pem'), 'utf8'),
-    key: readFileSync(path.join(dir, 'server-key.pem'), 'utf8'),
-  };
-}
-
 /** The SDK's RestError, recognised by name (its class lives in a transitive dependency). */
 interface RestError extends Error {
   statusCode?: number;
@@ -127,7 +108,7 @@ beforeAll(async () => {
     }
     return (originalConnect as (...a: unknown[]) => net.Socket).apply(this, args);
   };
-  tls = trustedTls();
+  tls = await ensureLocalTls();
   vault = await startKeyVaultStandIn({
     tls,
     port: 0,
