@@ -13,7 +13,7 @@ const USERS = 30;
 const MESSAGES = 300;
 
 let stack: LocalStack;
-let hosts: FunctionHostProcess[] = [];
+const hosts: FunctionHostProcess[] = [];
 
 afterAll(async () => {
   for (const h of hosts) await h.kill().catch(() => undefined);

@@ -2,7 +2,6 @@
 // SecretClient and ClientSecretCredential: what is asserted is what the vault holds and saw.
 // Needs NODE_EXTRA_CA_CERTS pointing at the local CA (`node dist/dev/with-ca.js jest …`).
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { inspect } from 'node:util';
 import { ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
@@ -18,14 +17,14 @@ import type { UserRef } from '../../shared/notifications/send';
 import { startEntraStandIn, type EntraStandIn } from '../../dev/standins/entra';
 import { DEV_TENANT_ID, DEV_USERS, FUNCTION_IDENTITY } from '../../dev/standins/identities';
 import { startKeyVaultStandIn, type KeyVaultStandIn } from '../../dev/standins/keyvault';
+import { freePort } from '../../dev/stack';
+import { recordConnections } from '../support/sockets';
 import { ensureLocalTls } from '../../dev/tls';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Every host a socket is opened to during the run: only loopback may appear. */
-const connectedHosts: string[] = [];
-// eslint-disable-next-line @typescript-eslint/unbound-method -- put back as is, and only ever called with its socket
-const originalConnect = net.Socket.prototype.connect;
+const connections = recordConnections();
 
 let entra: EntraStandIn;
 let vault: KeyVaultStandIn;
@@ -84,17 +83,6 @@ function everythingIn(err: unknown): string {
 const ops = (): string[] => vault.operations.map((o) => `${o.op}:${o.status}`);
 
 beforeAll(async () => {
-  net.Socket.prototype.connect = function (this: net.Socket, ...args: unknown[]) {
-    // net.connect hands over its normalised arguments as one array.
-    const a0 = args[0];
-    const first: unknown = Array.isArray(a0) ? a0[0] : a0;
-    if (typeof first === 'object' && first !== null && 'host' in first) {
-      connectedHosts.push(String((first as { host?: unknown }).host));
-    } else if (typeof args[1] === 'string') {
-      connectedHosts.push(args[1]);
-    }
-    return (originalConnect as (...a: unknown[]) => net.Socket).apply(this, args);
-  };
   const tls = await ensureLocalTls();
   entra = await startEntraStandIn({ tls, port: 0 });
   vault = await startKeyVaultStandIn({
@@ -115,9 +103,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await vault?.close();
   await entra?.close();
-  net.Socket.prototype.connect = originalConnect;
-  expect(connectedHosts.length).toBeGreaterThan(0);
-  expect(connectedHosts.filter((h) => h !== '127.0.0.1')).toEqual([]);
+  const hosts = connections.stop();
+  expect(hosts.length).toBeGreaterThan(0);
+  expect(hosts.filter((h) => h !== '127.0.0.1')).toEqual([]);
 });
 
 beforeEach(() => {
@@ -384,10 +372,7 @@ describe('failures', () => {
   });
 
   it('an unreachable vault is upstream_unavailable', async () => {
-    const closed = net.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const port = (closed.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const port = await freePort();
     const unreachable = new KeyVaultRefreshTokenStore(
       new SecretClient(`https://127.0.0.1:${port}`, credential, {
         disableChallengeResourceVerification: true,

@@ -1,12 +1,10 @@
 // The token service driven against the Entra stand-in over HTTPS, with the real msal-node.
 // Assertions are on what the stand-in recorded and on the contract's codes.
-import { createHash, webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import { decodeJwt } from 'jose';
+import { selfSignedCertificate } from '../support/certificate';
 import { ensureLocalTls } from '../../dev/tls';
 import { MFA_POLICY_ID, startEntraStandIn, type EntraStandIn } from '../../dev/standins/entra';
 import { SigningKeys } from '../../dev/standins/keys';
@@ -18,7 +16,6 @@ import { AppError } from '../../shared/errors';
 import { toProblem } from '../../shared/http/problem';
 
 const OBO = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 let entra: EntraStandIn;
 let tmp: string;
@@ -477,29 +474,3 @@ describe('secrets', () => {
     expect(said).not.toMatch(/eyJ[\w-]+\.[\w-]+\./);
   });
 });
-
-async function selfSignedCertificate(): Promise<{ pem: string; certPem: string; keyPem: string }> {
-  x509.cryptoProvider.set(webcrypto as never);
-  const alg = {
-    name: 'RSASSA-PKCS1-v1_5',
-    hash: 'SHA-256',
-    publicExponent: new Uint8Array([1, 0, 1]),
-    modulusLength: 2048,
-  };
-  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 16),
-    name: 'CN=graph-notify token-service test',
-    notBefore: new Date(Date.now() - DAY_MS),
-    notAfter: new Date(Date.now() + DAY_MS),
-    keys: keys as never,
-    signingAlgorithm: alg,
-  });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8
-    .toString('base64')
-    .replace(/.{64}/g, '$&\n')
-    .replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
-  const certPem = `${cert.toString('pem')}\n`;
-  return { pem: certPem + keyPem, certPem, keyPem };
-}

@@ -1,11 +1,8 @@
 // The Entra stand-in, driven by the real client libraries over HTTPS (msal-node, @azure/identity,
 // jose), and the `npm run token` CLI against it. Assertions are on what the stand-in recorded.
 import { execFile } from 'node:child_process';
-import { createHash, createPrivateKey, webcrypto } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import {
   ConfidentialClientApplication,
   InteractionRequiredAuthError,
@@ -14,6 +11,7 @@ import {
 } from '@azure/msal-node';
 import { ClientSecretCredential } from '@azure/identity';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { selfSignedCertificate } from '../support/certificate';
 import { ensureLocalTls, type LocalTls } from '../../dev/tls';
 import { startEntraStandIn, MFA_POLICY_ID, type EntraStandIn } from '../../dev/standins/entra';
 import { startHttps } from '../../dev/standins/https';
@@ -293,7 +291,7 @@ describe('on-behalf-of with msal-node', () => {
   });
 
   it('authenticates the API with a certificate (client_assertion)', async () => {
-    const { certPem, privateKey, thumbprintSha256 } = await selfSignedCertificate();
+    const { certPem, keyPem: privateKey, thumbprintSha256 } = await selfSignedCertificate();
     entra.registerClientCertificate(API_APP.clientId, certPem);
     const result = await obo(oboApp({ clientCertificate: { thumbprintSha256, privateKey } }), 'alice');
     expect((await entra.verifyIssued(result.accessToken, [GRAPH_RESOURCE])).appidacr).toBe('2');
@@ -303,7 +301,7 @@ describe('on-behalf-of with msal-node', () => {
     const err = await rejection(
       obo(
         oboApp({
-          clientCertificate: { thumbprintSha256: other.thumbprintSha256, privateKey: other.privateKey },
+          clientCertificate: { thumbprintSha256: other.thumbprintSha256, privateKey: other.keyPem },
         }),
         'alice',
       ),
@@ -455,35 +453,3 @@ describe('npm run token', () => {
     expect((err as { stderr: string }).stderr).toMatch(/start the stack with npm start first/);
   });
 });
-
-async function selfSignedCertificate(): Promise<{
-  certPem: string;
-  privateKey: string;
-  thumbprintSha256: string;
-}> {
-  x509.cryptoProvider.set(webcrypto as never);
-  const alg = {
-    name: 'RSASSA-PKCS1-v1_5',
-    hash: 'SHA-256',
-    publicExponent: new Uint8Array([1, 0, 1]),
-    modulusLength: 2048,
-  };
-  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: Date.now().toString(16),
-    name: 'CN=graph-notify test client',
-    notBefore: new Date(Date.now() - DAY * 1000),
-    notAfter: new Date(Date.now() + DAY * 1000),
-    keys: keys as never,
-    signingAlgorithm: alg,
-  });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  return {
-    certPem: cert.toString('pem'),
-    privateKey: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({
-      format: 'pem',
-      type: 'pkcs8',
-    }) as string,
-    thumbprintSha256: createHash('sha256').update(Buffer.from(cert.rawData)).digest('hex'),
-  };
-}

@@ -1,10 +1,10 @@
 // The Key Vault stand-in, driven by the real SecretClient over HTTPS so that what is tested is what the
 // app will meet: the SDK's challenge flow, its retry policy, its pollers and its error mapping.
 // Needs NODE_EXTRA_CA_CERTS pointing at the local CA (`node dist/dev/with-ca.js jest …`).
-import net from 'node:net';
 import { ClientSecretCredential } from '@azure/identity';
 import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
 import type { JWTPayload } from 'jose';
+import { recordConnections } from '../support/sockets';
 import { ensureLocalTls, type LocalTls } from '../../dev/tls';
 import {
   DEV_TENANT_ID,
@@ -56,9 +56,7 @@ const FAST_RETRIES: SecretClientOptions['retryOptions'] = {
 };
 
 /** Every host a socket is opened to during the run: only loopback may appear. */
-const connectedHosts: string[] = [];
-// eslint-disable-next-line @typescript-eslint/unbound-method -- put back as is, and only ever called with its socket
-const originalConnect = net.Socket.prototype.connect;
+const connections = recordConnections();
 
 let tls: LocalTls;
 const keys = new SigningKeys();
@@ -97,17 +95,6 @@ function innerCode(err: RestError): unknown {
 }
 
 beforeAll(async () => {
-  net.Socket.prototype.connect = function (this: net.Socket, ...args: unknown[]) {
-    // net.connect hands over its normalised arguments as one array.
-    const a0 = args[0];
-    const first: unknown = Array.isArray(a0) ? a0[0] : a0;
-    if (typeof first === 'object' && first !== null && 'host' in first) {
-      connectedHosts.push(String((first as { host?: unknown }).host));
-    } else if (typeof args[1] === 'string') {
-      connectedHosts.push(args[1]);
-    }
-    return (originalConnect as (...a: unknown[]) => net.Socket).apply(this, args);
-  };
   tls = await ensureLocalTls();
   vault = await startKeyVaultStandIn({
     tls,
@@ -120,9 +107,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await vault.close();
-  net.Socket.prototype.connect = originalConnect;
-  expect(connectedHosts.length).toBeGreaterThan(0);
-  expect(connectedHosts.filter((h) => h !== '127.0.0.1')).toEqual([]);
+  const hosts = connections.stop();
+  expect(hosts.length).toBeGreaterThan(0);
+  expect(hosts.filter((h) => h !== '127.0.0.1')).toEqual([]);
 });
 
 beforeEach(() => {
