@@ -4,6 +4,7 @@ import path from 'node:path';
 import { portOpen, startAzurite, type AzuritePorts, type RunningAzurite } from './azurite';
 import { startEntraStandIn, type EntraStandIn } from './standins/entra';
 import { startGraphStandIn, type GraphStandIn } from './standins/graph';
+import { startIngestionStandIn, type IngestionStandIn } from './standins/ingestion';
 import { API_APP, DEV_TENANT_ID, FUNCTION_IDENTITY } from './standins/identities';
 import { startKeyVaultStandIn, type KeyVaultStandIn } from './standins/keyvault';
 import { ensureLocalTls, LOCAL_DIR, type LocalTls } from './tls';
@@ -24,6 +25,11 @@ export interface StackOptions {
   latencyMs?: { entra?: number; keyVault?: number; graph?: number };
   /** Keep Azurite's data on disk here instead of in memory. */
   azuriteLocation?: string;
+  /**
+   * Start the Application Insights ingestion stand-in and point the app at it, unless the settings
+   * name a connection string. Off by default: without a connection string telemetry stays off.
+   */
+  telemetry?: boolean;
 }
 
 export interface LocalStack {
@@ -34,6 +40,7 @@ export interface LocalStack {
   keyVault: KeyVaultStandIn | undefined;
   graph: GraphStandIn | undefined;
   azurite: RunningAzurite | undefined;
+  ingestion: IngestionStandIn | undefined;
   /** What was started, for the banner. */
   started: string[];
   stop(): Promise<void>;
@@ -132,6 +139,18 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       settings.GRAPH_BASE_URL = graph.baseUrl;
     }
 
+    // Locally the SDK reports on itself to nobody: statsbeat (to Microsoft's hosts) and the
+    // customer SDK stats are off whatever the connection string, unless the settings say otherwise.
+    settings.APPLICATION_INSIGHTS_NO_STATSBEAT ||= 'true';
+    settings.APPLICATIONINSIGHTS_SDKSTATS_DISABLED ||= 'true';
+    let ingestion: IngestionStandIn | undefined;
+    if (options.telemetry && !given.APPLICATIONINSIGHTS_CONNECTION_STRING) {
+      ingestion = await startIngestionStandIn({ tls, port: 0 });
+      stoppers.push(() => ingestion!.close());
+      started.push(`Ingestion stand-in  ${ingestion.url}  (Application Insights)`);
+      settings.APPLICATIONINSIGHTS_CONNECTION_STRING = ingestion.connectionString;
+    }
+
     let azurite: RunningAzurite | undefined;
     // `UseDevelopmentStorage=true` means Azurite on its default ports: start it there unless it runs.
     const devStorage = /^UseDevelopmentStorage=true$/i.test(given.AzureWebJobsStorage ?? '');
@@ -152,7 +171,7 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       }
     }
 
-    return { settings, tls, entra, keyVault, graph, azurite, started, stop };
+    return { settings, tls, entra, keyVault, graph, azurite, ingestion, started, stop };
   } catch (err) {
     await stop();
     throw err;

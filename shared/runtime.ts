@@ -9,10 +9,20 @@ import { DeferredDelivery } from './deferred/deliver';
 import { NotificationService } from './notifications/send';
 import { deferredQueueFrom } from './queue/deferred-queue';
 import { storageProbe } from './queue/probe';
+import { loadTelemetrySettings, startTelemetry, type Telemetry } from './telemetry';
 
 // The one place the app is wired, once per worker. Settings are validated here, as the entry files
 // load: a bad setting stops the app at startup with every problem named, not at the first request.
 export const config: Config = loadConfig(process.env);
+
+// Before any client exists, so that their first calls are instrumented. Off (the setting unset),
+// this loads nothing of the SDK.
+export const telemetry: Telemetry = startTelemetry(loadTelemetrySettings(process.env), {
+  identity: config.authorityHost,
+  keyVault: config.keyVaultUrl,
+  graph: config.graphBaseUrl,
+  storage: queueOrigin(config.storageConnection),
+});
 
 const workerLog = {
   info: (message: string) => console.info(message),
@@ -35,15 +45,17 @@ export const notifications = new NotificationService({
   graph,
   queue: deferredQueue,
   targetHostName: config.targetHostName,
+  telemetry,
 });
 
-export const absentUserTokens = new AbsentUserTokens(refreshTokens, tokens, workerLog);
+export const absentUserTokens = new AbsentUserTokens(refreshTokens, tokens, workerLog, { telemetry });
 
 export const deferredDelivery = new DeferredDelivery({
   tokens: absentUserTokens,
   graph,
   queue: deferredQueue,
   targetHostName: config.targetHostName,
+  telemetry,
 });
 
 export const health = new HealthService([
@@ -56,3 +68,13 @@ export const health = new HealthService([
   httpProbe('graph', `${config.graphBaseUrl}/me`),
   storageProbe(config.storageConnection),
 ]);
+
+/** The queue service's origin, to name storage dependencies; none for a connection string without one. */
+function queueOrigin(connection: string): string | undefined {
+  if (/^UseDevelopmentStorage=true$/i.test(connection)) return 'http://127.0.0.1:10001';
+  const endpoint = /(?:^|;)\s*QueueEndpoint=([^;]+)/i.exec(connection)?.[1];
+  if (endpoint) return endpoint;
+  const account = /(?:^|;)\s*AccountName=([^;]+)/i.exec(connection)?.[1];
+  const suffix = /(?:^|;)\s*EndpointSuffix=([^;]+)/i.exec(connection)?.[1] ?? 'core.windows.net';
+  return account ? `https://${account}.queue.${suffix}` : undefined;
+}

@@ -2,15 +2,29 @@ import path from 'node:path';
 import { APP_ROOT, localSettings, readHostJson } from '../settings';
 import { WorkerRegistry } from './core';
 import { startHttpHost } from './http';
-import type { HostLog } from './invoke';
+import { recordInvocationsTo, type HostLog } from './invoke';
 import { entryFiles, provideCoreModule } from './load';
 import { startQueueListeners } from './queue';
+import { hostTelemetryFrom } from './telemetry';
 
 // The local Functions host: what `func start` does for this app, in one Node process. Settings
 // first (the app validates them as it loads), then the app's own registrations, then the HTTP
 // and queue listeners. It never reads a second list of functions: what the app registered is what is served.
 
+// Dev-only: `LOCAL_HOST_LOG_LEVEL=warning` drops the host's own information lines (two or three per
+// invocation). The benchmark sets it: the real host writes those in its own process, not the worker's,
+// so here they would be charged to the app. The app's own logs (`[function] …`) are kept, and so is
+// the line the stack waits for.
+const quietHost = /^warn(ing)?$/i.test(process.env.LOCAL_HOST_LOG_LEVEL ?? '');
+
 const log: HostLog = (level, message) => {
+  if (
+    quietHost &&
+    (level === 'information' || level === 'debug' || level === 'trace') &&
+    !/^\[[^\]]+\] /.test(message) &&
+    !message.startsWith('Host started, listening on')
+  )
+    return;
   const line = `[${new Date().toISOString()}] ${message}`;
   if (level === 'error' || level === 'critical') console.error(line);
   else if (level === 'warning') console.warn(line);
@@ -47,6 +61,8 @@ async function main(): Promise<void> {
       process.env[key] ??= value;
   }
   const hostJson = readHostJson(appRoot);
+  const hostTelemetry = hostTelemetryFrom(process.env);
+  recordInvocationsTo(hostTelemetry);
 
   const registry = new WorkerRegistry((level, _category, message) => log(level, message));
   provideCoreModule(registry.createCoreApi());
@@ -94,6 +110,7 @@ async function main(): Promise<void> {
     void queues
       .stop()
       .finally(() => registry.runHooks('appTerminate', { hookData: {}, appHookData: {} }))
+      .finally(() => hostTelemetry?.flush())
       .finally(() => http.close())
       .finally(() => process.exit(0));
   };

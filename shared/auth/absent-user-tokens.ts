@@ -1,5 +1,6 @@
 import { AppError, isAppError } from '../errors';
 import type { Logger, UserRef } from '../notifications/send';
+import { noTelemetry, type Telemetry } from '../telemetry';
 
 /** Port: the refresh tokens stored at users' last visits (Key Vault). */
 export interface StoredRefreshTokens {
@@ -23,6 +24,8 @@ export interface AbsentUserTokensOptions {
   expiryMarginMs?: number;
   /** Users whose access tokens are kept in memory at most. */
   maxUsers?: number;
+  /** Counts redemptions and records rewritten or deleted refresh tokens. */
+  telemetry?: Telemetry;
   now?: () => number;
 }
 
@@ -44,6 +47,7 @@ export class AbsentUserTokens {
   private readonly expiryMarginMs: number;
   private readonly maxUsers: number;
   private readonly now: () => number;
+  private readonly telemetry: Telemetry;
 
   constructor(
     private readonly store: StoredRefreshTokens,
@@ -55,6 +59,7 @@ export class AbsentUserTokens {
     this.expiryMarginMs = options.expiryMarginMs ?? 5 * 60 * 1000;
     this.maxUsers = options.maxUsers ?? 10_000;
     this.now = options.now ?? Date.now;
+    this.telemetry = options.telemetry ?? noTelemetry;
   }
 
   /**
@@ -90,27 +95,35 @@ export class AbsentUserTokens {
     let redeemed: Awaited<ReturnType<RefreshTokenRedeemer['redeem']>>;
     try {
       redeemed = await this.redeemer.redeem(user, stored.refreshToken);
+      this.telemetry.trackMetric('RefreshTokenRedemptions', 1, { outcome: 'redeemed' });
     } catch (err) {
+      this.telemetry.trackMetric('RefreshTokenRedemptions', 1, { outcome: codeOf(err) });
       if (isAppError(err) && err.code === 'invalid_grant') {
         // A revoked or expired token can never work again: keep no dead credential around.
-        await this.store
-          .delete(user)
-          .catch((deleteErr: unknown) =>
+        await this.store.delete(user).then(
+          () => this.stored(user, 'RefreshTokenDeleted', 'revoked'),
+          (deleteErr: unknown) =>
             this.log.warn('Deleting a revoked refresh token failed.', { code: codeOf(deleteErr) }),
-          );
+        );
       }
       throw err;
     }
     if (redeemed.refreshToken && this.now() - stored.storedAt.getTime() > this.rewriteAfterMs) {
-      await this.store.save(user, redeemed.refreshToken).catch((err: unknown) =>
-        // The stored token still works for weeks: a failed rewrite is retried at the next refresh.
-        this.log.warn('Writing back the rotated refresh token failed.', { code: codeOf(err) }),
+      await this.store.save(user, redeemed.refreshToken).then(
+        () => this.stored(user, 'RefreshTokenStored', 'rotated'),
+        (err: unknown) =>
+          // The stored token still works for weeks: a failed rewrite is retried at the next refresh.
+          this.log.warn('Writing back the rotated refresh token failed.', { code: codeOf(err) }),
       );
     }
     this.tokens.delete(k);
     this.tokens.set(k, { accessToken: redeemed.accessToken, expiresAt: redeemed.expiresOn.getTime() });
     if (this.tokens.size > this.maxUsers) this.tokens.delete(this.tokens.keys().next().value!);
     return redeemed.accessToken;
+  }
+
+  private stored(user: UserRef, event: 'RefreshTokenStored' | 'RefreshTokenDeleted', cause: string): void {
+    this.telemetry.trackEvent(event, { tenantId: user.tenantId, userId: user.userId, cause });
   }
 }
 

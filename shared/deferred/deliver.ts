@@ -4,6 +4,7 @@ import { deterministicAppNotificationId, toGraphNotification } from '../notifica
 import type { DeferredMessage } from '../queue/message';
 import { fromQueueMessage } from '../queue/message';
 import type { PoisonRecord } from '../queue/deferred-queue';
+import { noTelemetry, type Telemetry, type TelemetryProperties } from '../telemetry';
 
 /** Port: the deferred queue, to put a message back for later and to give one up. */
 export interface DeferredQueuePort {
@@ -62,11 +63,35 @@ export class DeferredDelivery {
       queue: DeferredQueuePort;
       targetHostName: string | undefined;
       maxAttempts?: number;
+      telemetry?: Telemetry;
       now?: () => Date;
     },
   ) {}
 
+  private get telemetry(): Telemetry {
+    return this.deps.telemetry ?? noTelemetry;
+  }
+
+  /**
+   * Records the fate of each message (`NotificationSent`, `NotificationScheduled`,
+   * `NotificationFailed` for a retry, `NotificationDeadLettered`) and how long handling it took.
+   */
   async deliver(raw: unknown, meta: MessageMeta, log: Logger): Promise<Outcome> {
+    const started = performance.now();
+    let outcome = 'internal_error';
+    try {
+      const result = await this.handle(raw, meta, log);
+      outcome = result.kind;
+      return result;
+    } finally {
+      this.telemetry.trackMetric('NotificationSendDuration', performance.now() - started, {
+        outcome,
+        trigger: 'queue',
+      });
+    }
+  }
+
+  private async handle(raw: unknown, meta: MessageMeta, log: Logger): Promise<Outcome> {
     const now = this.deps.now?.() ?? new Date();
     let message: DeferredMessage;
     try {
@@ -82,6 +107,13 @@ export class DeferredDelivery {
       correlationId: message.correlationId,
       tenantId: message.tenantId,
       userId: message.userId,
+    };
+    const ids: TelemetryProperties = {
+      trigger: 'queue',
+      messageId,
+      tenantId: message.tenantId,
+      userId: message.userId,
+      ...(message.correlationId ? { correlationId: message.correlationId } : {}),
     };
     try {
       // The id a redelivery or a retried copy lands on: the sender's, or one derived from the
@@ -106,6 +138,11 @@ export class DeferredDelivery {
         const delaySec = Math.ceil((deliverAt - now.getTime()) / 1000);
         await this.deps.queue.enqueue(pinned, delaySec);
         log.info('Deferred notification scheduled', { ...context, outcome: 'scheduled', delaySec });
+        this.telemetry.trackEvent('NotificationScheduled', {
+          ...ids,
+          appNotificationId: notification.appNotificationId,
+          outcome: 'scheduled',
+        });
         return { kind: 'scheduled', deliverAt: message.notification.deliverAt!, delaySec };
       }
 
@@ -117,12 +154,17 @@ export class DeferredDelivery {
           outcome: 'sent',
           appNotificationId: notification.appNotificationId,
         });
+        this.telemetry.trackEvent('NotificationSent', {
+          ...ids,
+          appNotificationId: notification.appNotificationId,
+          outcome: 'sent',
+        });
         return { kind: 'sent', id: sent.id, appNotificationId: notification.appNotificationId };
       } catch (err) {
         const error = toAppError(err);
         if (FINAL.has(error.code)) return await this.deadLetter(raw, message, meta, error, log);
         if (error.code !== 'upstream_unavailable') throw err;
-        return await this.retry(pinned, meta, error, log, context);
+        return await this.retry(pinned, meta, error, log, context, ids);
       }
     } catch (err) {
       if (isAppError(err) && err.code === 'invalid_message')
@@ -137,6 +179,7 @@ export class DeferredDelivery {
     error: AppError,
     log: Logger,
     context: Record<string, unknown>,
+    ids: TelemetryProperties,
   ): Promise<Outcome> {
     const attempt = message.attempt ?? 1;
     if (attempt >= (this.deps.maxAttempts ?? MAX_ATTEMPTS)) {
@@ -151,6 +194,13 @@ export class DeferredDelivery {
       reason: error.code,
       attempt,
       delaySec,
+    });
+    this.telemetry.trackEvent('NotificationFailed', {
+      ...ids,
+      appNotificationId: message.notification.appNotificationId,
+      outcome: 'retry',
+      reason: error.code,
+      attempt,
     });
     return { kind: 'retry', reason: error.code, delaySec, attempt };
   }
@@ -177,6 +227,16 @@ export class DeferredDelivery {
       correlationId: message?.correlationId,
       tenantId: message?.tenantId,
       userId: message?.userId,
+      outcome: 'dead-lettered',
+      reason: error.code,
+    });
+    const appNotificationId = message?.notification.appNotificationId;
+    this.telemetry.trackEvent('NotificationDeadLettered', {
+      trigger: 'queue',
+      messageId: message?.originalMessageId ?? meta.messageId,
+      ...(message ? { tenantId: message.tenantId, userId: message.userId } : {}),
+      ...(message?.correlationId ? { correlationId: message.correlationId } : {}),
+      ...(typeof appNotificationId === 'string' ? { appNotificationId } : {}),
       outcome: 'dead-lettered',
       reason: error.code,
     });

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Caller } from '../auth/caller';
-import { AppError } from '../errors';
+import { AppError, toAppError } from '../errors';
 import type { SentNotification } from '../graph/client';
 import type { DeferredMessage } from '../queue/message';
+import { noTelemetry, type Telemetry } from '../telemetry';
 import {
   newAppNotificationId,
   parseNotificationRequest,
@@ -69,21 +70,68 @@ export class NotificationService {
       graph: NotificationSender;
       queue: DeferredScheduler;
       targetHostName: string | undefined;
+      telemetry?: Telemetry;
       now?: () => Date;
     },
   ) {}
 
+  private get telemetry(): Telemetry {
+    return this.deps.telemetry ?? noTelemetry;
+  }
+
   /**
    * Validates, exchanges the caller's token, stores the refresh token when it changed, and posts
-   * the notification — or, with a future `deliverAt`, puts it on the deferred queue.
+   * the notification — or, with a future `deliverAt`, puts it on the deferred queue. Records the
+   * outcome (`NotificationSent`, `NotificationScheduled` or `NotificationFailed`) and its duration.
    */
   async sendNow(caller: Caller, body: unknown, log: Logger, requestId?: string): Promise<SendResult> {
+    const started = performance.now();
+    const ids = { tenantId: caller.tenantId, userId: caller.userId, trigger: 'http' as const };
+    let appNotificationId: string | undefined;
+    try {
+      const result = await this.send(caller, body, log, requestId, (id) => (appNotificationId = id));
+      const sent = result.status === 'sent';
+      this.telemetry.trackEvent(sent ? 'NotificationSent' : 'NotificationScheduled', {
+        ...ids,
+        appNotificationId: result.appNotificationId,
+        outcome: result.status,
+        ...(!sent && requestId ? { correlationId: requestId } : {}),
+      });
+      this.telemetry.trackMetric('NotificationSendDuration', performance.now() - started, {
+        outcome: result.status,
+        trigger: 'http',
+      });
+      return result;
+    } catch (err) {
+      const code = toAppError(err).code;
+      this.telemetry.trackEvent('NotificationFailed', {
+        ...ids,
+        ...(appNotificationId ? { appNotificationId } : {}),
+        outcome: code,
+        reason: code,
+      });
+      this.telemetry.trackMetric('NotificationSendDuration', performance.now() - started, {
+        outcome: code,
+        trigger: 'http',
+      });
+      throw err;
+    }
+  }
+
+  private async send(
+    caller: Caller,
+    body: unknown,
+    log: Logger,
+    requestId: string | undefined,
+    named: (appNotificationId: string) => void,
+  ): Promise<SendResult> {
     const now = this.deps.now?.() ?? new Date();
     const request = parseNotificationRequest(body, now);
     const notification = toGraphNotification(request, {
       targetHostName: this.deps.targetHostName,
       appNotificationId: newAppNotificationId,
     });
+    named(notification.appNotificationId);
     const { accessToken, refreshToken } = await this.deps.tokens.onBehalfOf(caller);
     if (request.deliverAt !== undefined && Date.parse(request.deliverAt) > now.getTime()) {
       return this.schedule(caller, request, notification.appNotificationId, refreshToken, now, requestId);
@@ -146,6 +194,11 @@ export class NotificationService {
     }
     await this.deps.refreshTokens.save(caller, refreshToken);
     this.mark(caller, refreshToken);
+    this.telemetry.trackEvent('RefreshTokenStored', {
+      tenantId: caller.tenantId,
+      userId: caller.userId,
+      cause: 'registered',
+    });
   }
 
   /** Opt-out: deletes the stored refresh token and forgets the user's tokens in memory. */
@@ -153,6 +206,11 @@ export class NotificationService {
     this.stored.delete(key(user));
     this.deps.tokens.forget(user);
     await this.deps.refreshTokens.delete(user);
+    this.telemetry.trackEvent('RefreshTokenDeleted', {
+      tenantId: user.tenantId,
+      userId: user.userId,
+      cause: 'opt-out',
+    });
   }
 
   private storeIfChanged(user: UserRef, refreshToken: string | undefined): Promise<void> {
@@ -165,7 +223,14 @@ export class NotificationService {
     if (inflight?.hash === h) return inflight.promise;
     const promise = this.deps.refreshTokens
       .save(user, refreshToken)
-      .then(() => this.mark(user, refreshToken))
+      .then(() => {
+        this.mark(user, refreshToken);
+        this.telemetry.trackEvent('RefreshTokenStored', {
+          tenantId: user.tenantId,
+          userId: user.userId,
+          cause: 'changed',
+        });
+      })
       .finally(() => {
         if (this.writing.get(k)?.promise === promise) this.writing.delete(k);
       });

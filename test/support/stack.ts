@@ -22,6 +22,8 @@ export async function startTestApp(
   options: {
     settings?: Record<string, string>;
     latencyMs?: { entra?: number; keyVault?: number; graph?: number };
+    /** Start the ingestion stand-in and turn telemetry on (see `StackOptions.telemetry`). */
+    telemetry?: boolean;
   } = {},
 ): Promise<TestApp> {
   const base: Record<string, string> = {};
@@ -30,6 +32,7 @@ export async function startTestApp(
     settings: { ...base, ...(options.settings ?? {}) },
     ports: 'free',
     latencyMs: options.latencyMs,
+    telemetry: options.telemetry,
   });
   let host: FunctionHostProcess;
   try {
