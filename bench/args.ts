@@ -1,0 +1,75 @@
+// Command-line flags of `npm run bench`. Every figure is printed with the parameters that made it,
+// so the defaults live here, in one place.
+
+export interface BenchArgs {
+  quick: boolean;
+  latencyMs: { entra: number; keyVault: number; graph: number };
+  /** Measured requests per design and concurrency in sections 1–2 (after a warm-up). */
+  requests: number;
+  warmup: number;
+  concurrencies: number[];
+  users: number;
+  drain: { users: number; messages: number };
+  coldStartRuns: number;
+  memoryUsers: { small: number; large: number };
+  /** Which sections to run (all by default): 1-2 send-now, 3 drain, 4 cold start, 5 memory. */
+  only: Set<string>;
+  out: string | undefined;
+}
+
+const USAGE = `npm run bench -- [--quick] [--entra-ms N] [--graph-ms N] [--vault-ms N] [--requests N]
+  [--memory-users N] [--only send,drain,cold,memory] [--out FILE]
+  --quick        about a minute: 200 requests per row, 1,000 queued messages, 3 cold starts, 5,000 users
+  --entra-ms     latency added by the identity stand-in (default 80)
+  --graph-ms     latency added by the Graph stand-in to each notification POST (default 120)
+  --vault-ms     latency added by the Key Vault stand-in (default 30)
+  --requests     measured requests per design and concurrency (default 3000, quick 200)
+  --memory-users distinct users for the large memory row (default 100000, quick 5000)
+  --only         run only these sections
+  --out          where to write the results (default bench/results.json; quick: .local/bench/results.quick.json)`;
+
+export function parseArgs(argv: string[]): BenchArgs {
+  const flags = new Map<string, string>();
+  const switches = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--quick' || arg === '--help') switches.add(arg);
+    else if (arg.startsWith('--') && argv[i + 1] !== undefined) flags.set(arg, argv[++i]!);
+    else throw new Error(`unknown argument "${arg}"\n${USAGE}`);
+  }
+  if (switches.has('--help')) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const known = ['--entra-ms', '--graph-ms', '--vault-ms', '--requests', '--memory-users', '--only', '--out'];
+  for (const name of flags.keys())
+    if (!known.includes(name)) throw new Error(`unknown flag ${name}\n${USAGE}`);
+  const num = (name: string, fallback: number): number => {
+    const raw = flags.get(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 0)
+      throw new Error(`${name} must be a whole number, not "${raw}"`);
+    return value;
+  };
+  const quick = switches.has('--quick');
+  const only = new Set((flags.get('--only') ?? 'send,drain,cold,memory').split(',').map((s) => s.trim()));
+  return {
+    quick,
+    latencyMs: {
+      entra: num('--entra-ms', 80),
+      keyVault: num('--vault-ms', 30),
+      graph: num('--graph-ms', 120),
+    },
+    requests: num('--requests', quick ? 200 : 3000),
+    warmup: quick ? 60 : 300,
+    concurrencies: [16, 64],
+    users: 50,
+    // --quick halves the backlog: the drain is latency-bound, so its rate is the same, in half the time.
+    drain: { users: 100, messages: quick ? 1000 : 2000 },
+    coldStartRuns: quick ? 3 : 10,
+    memoryUsers: { small: 100, large: num('--memory-users', quick ? 5_000 : 100_000) },
+    only,
+    out: flags.get('--out'),
+  };
+}

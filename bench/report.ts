@@ -1,0 +1,185 @@
+// The printed table — Markdown, so the same text goes into docs/performance.md — and the JSON file.
+import type { ColdStartRow } from './cold-start';
+import type { DrainRow } from './drain';
+import type { MemoryRow } from './memory';
+import type { SendNowRow } from './send-now';
+
+export interface ReportInput {
+  command: string;
+  machine: { cpus: number; cpuModel: string; node: string };
+  parameters: { latencyMs: { entra: number; keyVault: number; graph: number }; quick: boolean };
+  sendNow: SendNowRow[];
+  comparison: {
+    concurrency: number;
+    throughputAppOverSample: number;
+    throughputAppOverFloor: number;
+    p50AppOverSample: number;
+    p50AppOverFloor: number;
+    appOverheadP50Ms: number;
+  }[];
+  drain: DrainRow | undefined;
+  coldStart: ColdStartRow[];
+  memory: { rows: MemoryRow[]; seconds: number } | undefined;
+}
+
+function table(head: string[], rows: (string | number)[][]): string {
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [
+    line(head),
+    `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`,
+    ...cells.slice(1).map(line),
+  ].join('\n');
+}
+
+const DESIGN = { app: '(a) this app', sample: "(b) sample's design", floor: '(c) floor: Graph POST only' };
+
+export function renderTable(r: ReportInput): string {
+  const { latencyMs } = r.parameters;
+  const out: string[] = [];
+  out.push(
+    `Machine: ${r.machine.cpus} cores (${r.machine.cpuModel}), Node ${r.machine.node}. ` +
+      `Injected latency: identity ${latencyMs.entra} ms, Graph ${latencyMs.graph} ms, Key Vault ${latencyMs.keyVault} ms. ` +
+      `Command: \`${r.command}\`.`,
+  );
+  if (r.sendNow.length > 0) {
+    const first = r.sendNow[0]!;
+    out.push(
+      `\n**1–2. Send now, warm** (${first.users} users, each reusing its token; ${first.count} measured requests per row after a warm-up; closed loop)\n`,
+    );
+    out.push(
+      table(
+        [
+          'design',
+          'concurrency',
+          'notifications/s',
+          'p50 ms',
+          'p95 ms',
+          'p99 ms',
+          'identity calls/notif.',
+          'Key Vault ops/notif.',
+          'failed',
+        ],
+        r.sendNow.map((s) => [
+          DESIGN[s.design],
+          s.concurrency,
+          s.perSecond,
+          s.p50Ms,
+          s.p95Ms,
+          s.p99Ms,
+          s.identityCallsPerNotification,
+          s.keyVaultOpsPerNotification,
+          s.failed,
+        ]),
+      ),
+    );
+    out.push('');
+    out.push(
+      table(
+        [
+          'concurrency',
+          'throughput (a)/(b)',
+          'throughput (a)/(c)',
+          'p50 (a)/(b)',
+          'p50 (a)/(c)',
+          'app overhead p50 (a)−(c)',
+        ],
+        r.comparison.map((c) => [
+          c.concurrency,
+          `${c.throughputAppOverSample}×`,
+          `${c.throughputAppOverFloor}×`,
+          `${c.p50AppOverSample}×`,
+          `${c.p50AppOverFloor}×`,
+          `${c.appOverheadP50Ms} ms`,
+        ]),
+      ),
+    );
+  }
+  if (r.drain) {
+    const d = r.drain;
+    out.push(
+      `\n**3. Deferred drain** (${d.messages} messages over ${d.users} registered users, fresh host, Graph ${d.graphLatencyMs} ms; ` +
+        `host.json batchSize ${d.batchSize}, newBatchThreshold ${d.newBatchThreshold})\n`,
+    );
+    out.push(
+      table(
+        [
+          'messages/s',
+          'steady messages/s',
+          'time to drain',
+          'ceiling',
+          'of ceiling',
+          'refreshes/msg',
+          'vault reads/msg',
+          'vault ops/msg',
+          'identity calls/msg',
+          'poisoned',
+        ],
+        [
+          [
+            d.messagesPerSecond,
+            d.steadyPerSecond,
+            `${d.drainSeconds} s`,
+            `${d.ceilingPerSecond}/s (${d.maxConcurrentInvocations} ÷ ${d.graphLatencyMs} ms)`,
+            `${Math.round(d.ofCeiling * 100)} %`,
+            d.refreshesPerMessage,
+            d.vaultReadsPerMessage,
+            d.vaultOpsPerMessage,
+            d.identityCallsPerMessage,
+            d.poisoned,
+          ],
+        ],
+      ),
+    );
+  }
+  if (r.coldStart.length > 0) {
+    out.push(`\n**4. Cold start** (fresh process each; median of ${r.coldStart[0]!.runs})\n`);
+    out.push(
+      table(
+        [
+          'what is loaded',
+          'load ms',
+          'RSS MB',
+          'heap used MB',
+          'process start→loaded ms',
+          'functions',
+          'non-loopback connections',
+        ],
+        r.coldStart.map((c) => [
+          c.note ? `${c.what} ⁽ᵖᵉⁿᵈⁱⁿᵍ⁾` : c.what,
+          c.loadMsMedian,
+          c.rssMbMedian,
+          c.heapUsedMbMedian,
+          c.processMsMedian,
+          c.functions,
+          c.refusedConnections.length ? `refused: ${c.refusedConnections.join(', ')}` : 'none',
+        ]),
+      ),
+    );
+    for (const c of r.coldStart) if (c.note) out.push(`\n⁽ᵖᵉⁿᵈⁱⁿᵍ⁾ ${c.note}.`);
+  }
+  if (r.memory) {
+    out.push(
+      `\n**5. Memory under many users** (token service in its own process, RSS after GC; ${r.memory.seconds} s)\n`,
+    );
+    out.push(
+      table(
+        ['after', 'RSS MB', 'heap used MB', 'users held (partitions)', 'maxPartitions'],
+        r.memory.rows.map((m) => [m.label, m.rssMb, m.heapUsedMb, m.partitions, m.maxPartitions]),
+      ),
+    );
+  }
+  return out.join('\n');
+}
+
+/** JSON as prettier writes it, so the committed file passes `prettier --check`. */
+export async function formatJson(value: unknown): Promise<string> {
+  const text = `${JSON.stringify(value, null, 2)}\n`;
+  try {
+    const prettier = await import('prettier');
+    return await prettier.format(text, { parser: 'json', printWidth: 110 });
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,224 @@
+// `npm run bench`: what one instance of the app delivers, what it costs upstream, and how close it
+// is to the limit — measured side by side with the sample's design and the floor, in one run, on
+// this machine. Loopback only; bounded in requests and time; stops by itself.
+//
+// Layout: the stand-ins (Entra ID, Key Vault, Graph, with injected latency) and the load generator
+// run in this process; Azurite, the local Functions host (the app), and the two baseline servers
+// each run in their own. See docs/performance.md for what the figures mean.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startFunctionHost, type FunctionHostProcess } from '../dev/host-process';
+import { APP_ROOT } from '../dev/root';
+import { startLocalStack, type LocalStack } from '../dev/stack';
+import { devUser } from '../dev/standins/identities';
+import { parseArgs, type BenchArgs } from './args';
+import { measureColdStart, type ColdStartRow } from './cold-start';
+import { measureDrain, type DrainRow } from './drain';
+import { round } from './load';
+import { measureMemory, type MemoryRow } from './memory';
+import { measureDesign, startBaselineServer, type SendNowRow } from './send-now';
+import { formatJson, renderTable } from './report';
+
+interface Results {
+  command: string;
+  startedAt: string;
+  durationSeconds: number;
+  machine: { cpus: number; cpuModel: string; totalMemoryGb: number; node: string; platform: string };
+  parameters: Omit<BenchArgs, 'only' | 'out'> & { only: string[] };
+  sendNow: SendNowRow[];
+  comparison: {
+    concurrency: number;
+    throughputAppOverSample: number;
+    throughputAppOverFloor: number;
+    p50AppOverSample: number;
+    p50AppOverFloor: number;
+    /** p50 of (a) minus p50 of (c): what the app adds per notification on top of the Graph POST. */
+    appOverheadP50Ms: number;
+  }[];
+  drain: DrainRow | undefined;
+  coldStart: ColdStartRow[];
+  memory: { rows: MemoryRow[]; seconds: number } | undefined;
+}
+
+// Settings of the developer's shell or local.settings.json must not leak into the run.
+const PASSTHROUGH = ['PATH', 'HOME', 'TMPDIR', 'TEMP', 'TMP', 'SystemRoot', 'LANG'];
+
+function log(line: string): void {
+  console.log(line);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const began = performance.now();
+  const cpus = os.cpus();
+  const results: Results = {
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    startedAt: new Date().toISOString(),
+    durationSeconds: 0,
+    machine: {
+      cpus: cpus.length,
+      cpuModel: cpus[0]?.model ?? 'unknown',
+      totalMemoryGb: round(os.totalmem() / 2 ** 30, 1),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+    },
+    parameters: { ...args, only: [...args.only] },
+    sendNow: [],
+    comparison: [],
+    drain: undefined,
+    coldStart: [],
+    memory: undefined,
+  };
+  log(
+    `graph-notify benchmark${args.quick ? ' (--quick)' : ''}: ${cpus.length} cores (${results.machine.cpuModel}), ` +
+      `Node ${process.version}; latency identity ${args.latencyMs.entra} ms, Graph ${args.latencyMs.graph} ms, ` +
+      `Key Vault ${args.latencyMs.keyVault} ms`,
+  );
+
+  const base: Record<string, string> = {};
+  for (const key of PASSTHROUGH) if (process.env[key]) base[key] = process.env[key];
+  const stack: LocalStack = await startLocalStack({
+    settings: base,
+    ports: 'free',
+    latencyMs: args.latencyMs,
+  });
+  const hosts: FunctionHostProcess[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const h of hosts) await h.stop().catch(() => undefined);
+    await stack.stop();
+  };
+  try {
+    // The host's own per-invocation lines are written by the real host in its own process, not the
+    // worker's: silenced here so they are not charged to the app (its own logs stay).
+    const hostSettings = { ...stack.settings, LOCAL_HOST_LOG_LEVEL: 'warning' };
+    let host = await startFunctionHost({ settings: hostSettings, port: 0, caPath: stack.tls.caPath });
+    hosts.push(host);
+
+    if (args.only.has('send')) {
+      log(
+        `\n[1-2] send now: ${args.users} users, each reusing its token; ${args.requests} measured requests per row`,
+      );
+      const users = Array.from({ length: args.users }, (_, i) => devUser(`bench-user-${i}`));
+      const tokens = await Promise.all(users.map((u) => stack.entra!.issueUserToken({ user: u.oid })));
+      const sample = await startBaselineServer('sample', stack);
+      const floor = await startBaselineServer('floor', stack);
+      try {
+        for (const token of tokens) {
+          const res = await fetch(`${floor.url}/prepare`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}` },
+          });
+          if (res.status !== 204) throw new Error(`floor: preparing a Graph token answered ${res.status}`);
+        }
+        const urls = {
+          app: `${host.url}/api/notifications`,
+          sample: `${sample.url}/notify`,
+          floor: `${floor.url}/notify`,
+        };
+        for (const concurrency of args.concurrencies) {
+          const rows: Partial<Record<keyof typeof urls, SendNowRow>> = {};
+          for (const design of ['app', 'sample', 'floor'] as const) {
+            const row = await measureDesign({
+              design,
+              url: urls[design],
+              tokens,
+              stack,
+              concurrency,
+              requests: args.requests,
+              warmup: args.warmup,
+            });
+            rows[design] = row;
+            results.sendNow.push(row);
+            log(
+              `  ${design.padEnd(6)} c=${String(concurrency).padEnd(3)} ${String(row.perSecond).padStart(7)} /s  ` +
+                `p50 ${row.p50Ms} p95 ${row.p95Ms} p99 ${row.p99Ms} ms  identity ${row.identityCallsPerNotification}/n  ` +
+                `vault ${row.keyVaultOpsPerNotification}/n  failed ${row.failed}`,
+            );
+          }
+          const { app, sample: b, floor: c } = rows as Record<keyof typeof urls, SendNowRow>;
+          results.comparison.push({
+            concurrency,
+            throughputAppOverSample: round(app.perSecond / b.perSecond, 2),
+            throughputAppOverFloor: round(app.perSecond / c.perSecond, 2),
+            p50AppOverSample: round(app.p50Ms / b.p50Ms, 2),
+            p50AppOverFloor: round(app.p50Ms / c.p50Ms, 2),
+            appOverheadP50Ms: round(app.p50Ms - c.p50Ms, 1),
+          });
+        }
+      } finally {
+        await sample.stop();
+        await floor.stop();
+      }
+    }
+
+    if (args.only.has('drain')) {
+      log(`\n[3] deferred drain: ${args.drain.messages} messages over ${args.drain.users} users, fresh host`);
+      const { row, host: drainHost } = await measureDrain({
+        stack,
+        host,
+        settings: hostSettings,
+        users: args.drain.users,
+        messages: args.drain.messages,
+        graphLatencyMs: args.latencyMs.graph,
+      });
+      host = drainHost;
+      hosts.push(host);
+      results.drain = row;
+      log(
+        `  ${row.messagesPerSecond} msg/s (steady ${row.steadyPerSecond}/s), drained in ${row.drainSeconds} s; ceiling ` +
+          `${row.ceilingPerSecond}/s (${row.maxConcurrentInvocations} invocations / ${row.graphLatencyMs} ms) → ` +
+          `${Math.round(row.ofCeiling * 100)} %; refreshes ${row.refreshesPerMessage}/msg, vault reads ${row.vaultReadsPerMessage}/msg`,
+      );
+    }
+    for (const h of hosts) await h.stop().catch(() => undefined);
+
+    if (args.only.has('cold')) {
+      log(`\n[4] cold start: median of ${args.coldStartRuns} fresh processes each`);
+      results.coldStart = await measureColdStart(stack.settings, args.coldStartRuns);
+      for (const row of results.coldStart) {
+        log(
+          `  ${row.what.padEnd(22)} load ${row.loadMsMedian} ms  RSS ${row.rssMbMedian} MB  process ${row.processMsMedian} ms` +
+            `${row.refusedConnections.length ? `  REFUSED: ${row.refusedConnections.join(', ')}` : ''}${row.note ? `  (${row.note})` : ''}`,
+        );
+      }
+    }
+
+    if (args.only.has('memory')) {
+      log(
+        `\n[5] memory: ${args.memoryUsers.small} then ${args.memoryUsers.large} distinct users through the token service`,
+      );
+      results.memory = await measureMemory({
+        tls: stack.tls,
+        settings: stack.settings,
+        small: args.memoryUsers.small,
+        large: args.memoryUsers.large,
+        log,
+      });
+      for (const row of results.memory.rows) {
+        log(
+          `  ${row.label.padEnd(22)} RSS ${row.rssMb} MB  heap ${row.heapUsedMb} MB  partitions ${row.partitions}`,
+        );
+      }
+    }
+  } finally {
+    await stopAll();
+  }
+
+  results.durationSeconds = round((performance.now() - began) / 1000, 1);
+  const out =
+    args.out ??
+    (args.quick
+      ? path.join(APP_ROOT, '.local', 'bench', 'results.quick.json')
+      : path.join(APP_ROOT, 'bench', 'results.json'));
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, await formatJson(results));
+  log(
+    `\n${renderTable(results)}\nWritten to ${path.relative(APP_ROOT, out)} in ${results.durationSeconds} s.`,
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.exit(1);
+});
