@@ -59,6 +59,8 @@ interface Partition {
   app: ConfidentialClientApplication;
   /** Until when msal refuses to call the identity service again for this user (its own throttling). */
   throttledUntil: number;
+  /** The refresh token last read from `app`'s cache: a cache hit cannot have changed it. */
+  refreshToken?: string;
 }
 
 interface SerializedCache {
@@ -195,10 +197,15 @@ export class TokenService implements TokenExchange {
       const result = must(
         await app.acquireTokenOnBehalfOf({ oboAssertion: assertion, scopes: this.scopes, correlationId }),
       );
+      // Serializing the cache costs more than the lookup: on a cache hit nothing in it changed.
+      if (result.fromCache && partition.app === app && partition.refreshToken !== undefined) {
+        return { accessToken: result.accessToken, refreshToken: partition.refreshToken };
+      }
       // The refresh token never reaches AuthenticationResult, and msal will not use it to renew
       // OBO tokens itself (#5330): it is read from the serialized cache, right after the exchange.
       const refreshToken = this.refreshTokenOf(partition, app);
       this.keepBounded(partition, app);
+      if (partition.app === app) partition.refreshToken = refreshToken;
       return { accessToken: result.accessToken, refreshToken };
     } catch (err) {
       throw this.normalise(err, 'obo', partition, correlationId);
@@ -230,6 +237,7 @@ export class TokenService implements TokenExchange {
       }
       const after = this.refreshTokenOf(partition, app);
       this.keepBounded(partition, app);
+      if (partition.app === app) partition.refreshToken = after;
       return {
         accessToken: result.accessToken,
         expiresOn: result.expiresOn ?? new Date(Date.now() + 5 * 60_000),
@@ -358,6 +366,7 @@ export class TokenService implements TokenExchange {
       // token was already handed out.
       partition.app = this.newApp(partition.authorityMetadata);
       partition.throttledUntil = 0;
+      partition.refreshToken = undefined;
     }
   }
 
