@@ -117,8 +117,8 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       settings.KEY_VAULT_URL = keyVault.url;
       // The vault at 127.0.0.1 is not under its challenge's resource host (vault.azure.net).
       settings.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION = 'true';
-      // What EnvironmentCredential reads; naming it keeps @azure/identity off the metadata address.
-      settings.AZURE_TOKEN_CREDENTIALS = 'EnvironmentCredential';
+      // The function's identity for the vault, in the variables EnvironmentCredential reads (the app
+      // builds a ClientSecretCredential from them; with them set it never tries managed identity).
       settings.AZURE_TENANT_ID = DEV_TENANT_ID;
       settings.AZURE_CLIENT_ID = FUNCTION_IDENTITY.clientId;
       settings.AZURE_CLIENT_SECRET = FUNCTION_IDENTITY.clientSecret;

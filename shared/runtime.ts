@@ -39,16 +39,17 @@ export const graph = new GraphNotificationClient({ baseUrl: config.graphBaseUrl 
 
 export const deferredQueue = deferredQueueFrom(config.storageConnection, config.notificationsQueue);
 
+export const absentUserTokens = new AbsentUserTokens(refreshTokens, tokens, workerLog, { telemetry });
+
 export const notifications = new NotificationService({
   tokens,
   refreshTokens,
   graph,
   queue: deferredQueue,
+  deferredTokens: absentUserTokens,
   targetHostName: config.targetHostName,
   telemetry,
 });
-
-export const absentUserTokens = new AbsentUserTokens(refreshTokens, tokens, workerLog, { telemetry });
 
 export const deferredDelivery = new DeferredDelivery({
   tokens: absentUserTokens,

@@ -7,6 +7,7 @@ import {
 } from '@azure/keyvault-secrets';
 import type { Config } from '../config';
 import { AppError } from '../errors';
+import { retryAfterSeconds } from '../http/retry-after';
 import type { Logger, RefreshTokenSink, UserRef } from '../notifications/send';
 
 /** The part of `SecretClient` the store uses: the port, so the client is injected, not reached for. */
@@ -386,22 +387,6 @@ function innerCodeOf(err: unknown): string | undefined {
   return requestFailureOf(err)?.innerCode;
 }
 
-/** Seconds from `Retry-After` (seconds or an HTTP date) or Azure's millisecond variants. */
-function retryAfterSeconds(response: RestErrorLike['response']): number | undefined {
-  if (!response) return undefined;
-  for (const name of ['retry-after-ms', 'x-ms-retry-after-ms']) {
-    const raw = response.headers.get(name);
-    const ms = Number(raw);
-    if (raw !== undefined && raw.trim() !== '' && Number.isFinite(ms) && ms >= 0) return Math.ceil(ms / 1000);
-  }
-  const raw = response.headers.get('retry-after');
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const seconds = Number(raw);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.ceil(seconds);
-  const date = Date.parse(raw);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
-}
-
 const ACTION_TEXT: Record<Action, string> = {
   store: 'storing a refresh token',
   read: 'reading a refresh token',
@@ -432,8 +417,9 @@ function toStoreError(err: unknown, action: Action, permission: string, timeoutM
     if (status === 429 || status >= 500) {
       return new AppError('upstream_unavailable', {
         detail: `Key Vault answered ${said} while ${doing}; try again later.`,
-        // At least 1: "0" would tell our callers to come back at once, which the SDK just did.
-        retryAfterSeconds: Math.max(1, retryAfterSeconds(err.response) ?? DEFAULT_RETRY_AFTER_SEC),
+        retryAfterSeconds:
+          (err.response && retryAfterSeconds((name) => err.response?.headers.get(name))) ??
+          DEFAULT_RETRY_AFTER_SEC,
         cause,
       });
     }

@@ -16,6 +16,7 @@ import {
 } from '@azure/msal-node';
 import type { Config } from '../config';
 import { AppError } from '../errors';
+import { redact } from '../redact';
 import type { Logger, TokenExchange, UserRef } from '../notifications/send';
 import type { Caller } from './caller';
 
@@ -648,14 +649,4 @@ function msalThrottleSeconds(retryAfter: string | undefined): number {
 function aadsts(err: AuthError): string | undefined {
   const no = (err as { errorNo?: unknown }).errorNo;
   return typeof no === 'number' || (typeof no === 'string' && no !== '') ? String(no) : undefined;
-}
-
-/**
- * msal's messages carry no tokens with PII logging off (checked at verbose level in the tests);
- * this catches a token-shaped string (a JWT, or an opaque run as long as a refresh token) anyway.
- */
-function redact(message: string): string {
-  return message
-    .replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[redacted]')
-    .replace(/[A-Za-z0-9_\-.]{80,}/g, '[redacted]');
 }

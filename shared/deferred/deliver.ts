@@ -164,7 +164,7 @@ export class DeferredDelivery {
         const error = toAppError(err);
         if (FINAL.has(error.code)) return await this.deadLetter(raw, message, meta, error, log);
         if (error.code !== 'upstream_unavailable') throw err;
-        return await this.retry(pinned, meta, error, log, context, ids);
+        return await this.retry(raw, pinned, meta, error, log, context, ids);
       }
     } catch (err) {
       if (isAppError(err) && err.code === 'invalid_message')
@@ -174,6 +174,7 @@ export class DeferredDelivery {
   }
 
   private async retry(
+    raw: unknown,
     message: DeferredMessage,
     meta: MessageMeta,
     error: AppError,
@@ -183,7 +184,7 @@ export class DeferredDelivery {
   ): Promise<Outcome> {
     const attempt = message.attempt ?? 1;
     if (attempt >= (this.deps.maxAttempts ?? MAX_ATTEMPTS)) {
-      return this.deadLetter(message, message, meta, error, log);
+      return this.deadLetter(raw, message, meta, error, log);
     }
     const delaySec = error.retryAfterSeconds ?? backoffSec(attempt);
     const { deliverAt: _past, ...notification } = message.notification;

@@ -1,4 +1,5 @@
 import { AppError } from '../errors';
+import { retryAfterSeconds } from '../http/retry-after';
 import type { GraphNotification } from '../notifications/request';
 
 export interface SentNotification {
@@ -14,14 +15,6 @@ export interface GraphClientOptions {
 
 /** When Graph names no wait, callers are asked to come back after this many seconds. */
 const DEFAULT_RETRY_AFTER_SEC = 10;
-
-/** `Retry-After` as seconds: either delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
-export function retryAfterSeconds(value: string | null, now: number = Date.now()): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim());
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
-}
 
 /**
  * Posts user notifications to Microsoft Graph (`POST {base}/me/notifications`) with a delegated
@@ -47,6 +40,7 @@ export class GraphNotificationClient {
     clientRequestId?: string,
   ): Promise<SentNotification> {
     let res: Response;
+    let text: string;
     try {
       res = await fetch(this.url, {
         method: 'POST',
@@ -60,6 +54,8 @@ export class GraphNotificationClient {
         body: JSON.stringify(notification),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
+      // Inside the try: the timeout can also strike while the body is still arriving.
+      text = await res.text();
     } catch (err) {
       const timedOut = err instanceof Error && err.name === 'TimeoutError';
       throw new AppError('upstream_unavailable', {
@@ -70,23 +66,39 @@ export class GraphNotificationClient {
         cause: err,
       });
     }
-    const text = await res.text();
-    if (res.status === 201 || res.status === 200) {
-      const body = JSON.parse(text) as Partial<SentNotification>;
-      return { id: String(body.id), expirationDateTime: String(body.expirationDateTime) };
-    }
+    if (res.status === 201 || res.status === 200) return created(text);
     const code = graphErrorCode(text);
     // 406 is this API's documented answer when it is throttled or too busy.
     if (res.status === 429 || res.status === 406 || res.status >= 500) {
       throw new AppError('upstream_unavailable', {
         detail: `Graph answered ${res.status}${code ? ` (${code})` : ''}; try again later.`,
-        retryAfterSeconds: retryAfterSeconds(res.headers.get('retry-after')) ?? DEFAULT_RETRY_AFTER_SEC,
+        retryAfterSeconds: retryAfterSeconds((name) => res.headers.get(name)) ?? DEFAULT_RETRY_AFTER_SEC,
       });
     }
     throw new AppError('upstream_rejected', {
       detail: `Graph rejected the notification: ${res.status}${code ? ` ${code}` : ''}${graphErrorMessage(text)}`,
     });
   }
+}
+
+/** Graph's 201 body; one without an id is no evidence of a created notification. */
+function created(text: string): SentNotification {
+  let body: Partial<Record<keyof SentNotification, unknown>> = {};
+  try {
+    body = JSON.parse(text) as typeof body;
+  } catch {
+    // Falls through to the check below.
+  }
+  if (typeof body.id !== 'string') {
+    throw new AppError('upstream_unavailable', {
+      detail: 'Graph answered 201 without a notification id.',
+      retryAfterSeconds: DEFAULT_RETRY_AFTER_SEC,
+    });
+  }
+  return {
+    id: body.id,
+    expirationDateTime: typeof body.expirationDateTime === 'string' ? body.expirationDateTime : '',
+  };
 }
 
 function parseError(text: string): { code?: unknown; message?: unknown } | undefined {

@@ -2,6 +2,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { toAppError } from '../errors';
 import type { Logger } from '../notifications/send';
 import { toProblem } from './problem';
+import { redact } from '../redact';
 
 /** The invocation's logger for the services: structured properties, never a token. */
 export function loggerFor(context: InvocationContext): Logger {
@@ -13,7 +14,7 @@ export function loggerFor(context: InvocationContext): Logger {
 
 /**
  * Runs an HTTP handler's work and turns any failure into problem+json, logging the code (and, for
- * an unexpected error, its message — library messages carry no tokens, bodies are never logged).
+ * an unexpected error, the chain of messages behind it, redacted; bodies are never logged).
  */
 export async function answer(
   request: HttpRequest,
@@ -24,9 +25,16 @@ export async function answer(
     return await work();
   } catch (err) {
     const error = toAppError(err);
-    const cause = error.code === 'internal_error' && err instanceof Error ? `: ${err.message}` : '';
+    const cause = error.code === 'internal_error' ? `: ${causeChain(err)}` : '';
     const level = error.status >= 500 ? 'error' : 'warn';
     context[level](`${request.method} ${new URL(request.url).pathname} failed with ${error.code}${cause}`);
     return toProblem(error);
   }
+}
+
+/** An error's message and its causes', for the operator's log: the caller gets none of it. */
+function causeChain(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e instanceof Error && parts.length < 5; e = e.cause) parts.push(e.message);
+  return redact(parts.join(' ← ') || String(err));
 }

@@ -69,6 +69,8 @@ export class NotificationService {
       refreshTokens: RefreshTokenSink;
       graph: NotificationSender;
       queue: DeferredScheduler;
+      /** Deferred sends' in-memory access tokens: opting out must end those too. */
+      deferredTokens?: { forget(user: UserRef): void };
       targetHostName: string | undefined;
       telemetry?: Telemetry;
       now?: () => Date;
@@ -136,8 +138,9 @@ export class NotificationService {
     if (request.deliverAt !== undefined && Date.parse(request.deliverAt) > now.getTime()) {
       return this.schedule(caller, request, notification.appNotificationId, refreshToken, now, requestId);
     }
-    // The vault write does not hold up or fail the send: the notification matters now, the stored
-    // token only later (and the next request stores it if this write failed).
+    // The vault write runs beside the Graph call and does not fail the send: the notification
+    // matters now, the stored token only later (the next request stores it if this write failed).
+    // It is awaited before answering, because the platform may freeze the worker after that.
     const storing = this.storeIfChanged(caller, refreshToken).catch((err: unknown) => {
       log.warn('Storing the refresh token failed; the next request will try again.', {
         code: err instanceof AppError ? err.code : 'internal_error',
@@ -203,8 +206,12 @@ export class NotificationService {
 
   /** Opt-out: deletes the stored refresh token and forgets the user's tokens in memory. */
   async unregister(user: UserRef): Promise<void> {
-    this.stored.delete(key(user));
+    const k = key(user);
+    // A write still running from a concurrent send must not land after the delete.
+    await this.writing.get(k)?.promise.catch(() => undefined);
+    this.stored.delete(k);
     this.deps.tokens.forget(user);
+    this.deps.deferredTokens?.forget(user);
     await this.deps.refreshTokens.delete(user);
     this.telemetry.trackEvent('RefreshTokenDeleted', {
       tenantId: user.tenantId,

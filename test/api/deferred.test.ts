@@ -137,20 +137,50 @@ it('retries after Graph throttles, honouring Retry-After, and delivers once', as
 
 it('retries when the identity service or the vault is unavailable', async () => {
   const oid = await register('deferred-flaky-deps');
+  const refused = (): number => app.stack.entra!.requests.filter((r) => r.status === 503).length;
+  const refusedBefore = refused();
   app.stack.entra!.faults.failNext(1, { status: 503, retryAfter: 1 });
   await enqueueDeferredNotification(queues.queue, messageFor(oid));
   await eventually(() => (app.stack.graph!.received(oid).length === 1 ? true : undefined), {
     timeoutMs: 20_000,
   });
+  // The identity service refused one refresh, and the retry a second later worked.
+  expect(refused() - refusedBefore).toBe(1);
+  const redeemed = app.stack.entra!.requests.filter(
+    (r) => r.grantType === 'refresh_token' && r.userOid === oid,
+  );
+  expect(redeemed.map((r) => r.status)).toEqual([200]);
+  expect(app.host.output()).toMatch(new RegExp(`put back to retry[\\s\\S]*${oid}`));
 
   const other = await register('deferred-vault-down');
+  const secret = `rt-${devUser(other).tid}-${other}`;
   // More failures than the SDK's own retries: the message is put back and tried again.
   app.stack.keyVault!.faults.failNext(3, { status: 503, retryAfter: 0 });
   await enqueueDeferredNotification(queues.queue, messageFor(other));
   await eventually(() => (app.stack.graph!.received(other).length === 1 ? true : undefined), {
     timeoutMs: 20_000,
   });
+  expect(app.stack.keyVault!.count('get', { name: secret, status: 503 })).toBe(3);
+  expect(app.stack.keyVault!.count('get', { name: secret, status: 200 })).toBe(1);
   expect(await queues.poisoned()).toEqual([]);
+});
+
+it('ends deferred sends at opt-out: the next message is not_registered', async () => {
+  const oid = await register('deferred-opts-out');
+  const token = await app.stack.entra!.issueUserToken({ user: oid });
+  await enqueueDeferredNotification(queues.queue, messageFor(oid, { appNotificationId: 'before-opt-out' }));
+  await eventually(() => (app.stack.graph!.received(oid).length === 1 ? true : undefined));
+  const res = await fetch(`${app.api}/me/registration`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${token}` },
+  });
+  expect(res.status).toBe(204);
+  const { messageId } = await enqueueDeferredNotification(
+    queues.queue,
+    messageFor(oid, { appNotificationId: 'after-opt-out' }),
+  );
+  expect(await poisonFor(messageId)).toMatchObject({ reason: 'not_registered' });
+  expect(app.stack.graph!.received(oid).map((n) => n.appNotificationId)).toEqual(['before-opt-out']);
 });
 
 it('dead-letters a message that is not JSON, keeping the original', async () => {
