@@ -204,9 +204,7 @@ export class TokenService implements TokenExchange {
       }
       // The refresh token never reaches AuthenticationResult, and msal will not use it to renew
       // OBO tokens itself (#5330): it is read from the serialized cache, right after the exchange.
-      const refreshToken = this.refreshTokenOf(partition, app);
-      this.keepBounded(partition, app);
-      if (partition.app === app) partition.refreshToken = refreshToken;
+      const refreshToken = this.settle(partition, app);
       return { accessToken: result.accessToken, refreshToken };
     } catch (err) {
       throw this.normalise(err, 'obo', partition, correlationId);
@@ -219,7 +217,7 @@ export class TokenService implements TokenExchange {
     const correlationId = randomUUID();
     const app = partition.app;
     try {
-      const before = this.refreshTokenOf(partition, app);
+      const before = partition.refreshToken;
       // Without forceCache msal does not cache the rotated refresh token for an account it has
       // not seen, and then there is nothing to read it from.
       const result = must(
@@ -236,9 +234,7 @@ export class TokenService implements TokenExchange {
         this.partitions.delete(partition.key);
         throw new AppError('invalid_grant', { detail: 'The stored refresh token belongs to another user.' });
       }
-      const after = this.refreshTokenOf(partition, app);
-      this.keepBounded(partition, app);
-      if (partition.app === app) partition.refreshToken = after;
+      const after = this.settle(partition, app);
       return {
         accessToken: result.accessToken,
         expiresOn: result.expiresOn ?? new Date(Date.now() + 5 * 60_000),
@@ -352,23 +348,27 @@ export class TokenService implements TokenExchange {
     return JSON.stringify(doc);
   }
 
-  /** The user's refresh token in msal's serialized cache (PITFALLS #6), if there is one. */
-  private refreshTokenOf(partition: Partition, app: ConfidentialClientApplication): string | undefined {
-    const entries = Object.values(readCache(app).RefreshToken ?? {});
-    return entries.find((rt) => rt.home_account_id?.toLowerCase() === partition.homeAccountId && rt.secret)
-      ?.secret;
-  }
-
-  /** A user who keeps presenting new assertions must not grow their cache without limit. */
-  private keepBounded(partition: Partition, app: ConfidentialClientApplication): void {
-    if (partition.app !== app) return;
-    if (countOf(readCache(app).AccessToken) > this.maxTokensPerPartition) {
-      // Starting afresh costs at most one more exchange for a still-valid assertion; the refresh
-      // token was already handed out.
+  /**
+   * After a call that reached the identity service: reads the user's refresh token from msal's
+   * serialized cache (PITFALLS #6) and keeps the partition bounded, from one parse of the cache.
+   * A user who keeps presenting new assertions must not grow their cache without limit: past the
+   * bound the partition starts afresh (at most one more exchange for a still-valid assertion; the
+   * refresh token was already handed out).
+   */
+  private settle(partition: Partition, app: ConfidentialClientApplication): string | undefined {
+    const cache = readCache(app);
+    const refreshToken = Object.values(cache.RefreshToken ?? {}).find(
+      (rt) => rt.home_account_id?.toLowerCase() === partition.homeAccountId && rt.secret,
+    )?.secret;
+    if (partition.app !== app) return refreshToken;
+    if (countOf(cache.AccessToken) > this.maxTokensPerPartition) {
       partition.app = this.newApp(partition.authorityMetadata);
       partition.throttledUntil = 0;
       partition.refreshToken = undefined;
+    } else {
+      partition.refreshToken = refreshToken;
     }
+    return refreshToken;
   }
 
   private normalise(err: unknown, grant: Grant, partition: Partition, correlationId: string): AppError {
