@@ -1,5 +1,6 @@
 import { AbsentUserTokens } from './auth/absent-user-tokens';
 import { CallerVerifier } from './auth/caller';
+import { OpenIdMetadataSource } from './auth/openid-metadata';
 import { createKeyVaultRefreshTokenStore, keyVaultCredential } from './auth/refresh-token-store';
 import { TokenService } from './auth/token-service';
 import { loadConfig, type Config } from './config';
@@ -29,9 +30,12 @@ const workerLog = {
   warn: (message: string) => console.warn(message),
 };
 
-export const callers = new CallerVerifier(config);
+// One read of the identity service's OpenID metadata per worker, for both of its consumers.
+const openIdMetadata = new OpenIdMetadataSource(config.authorityHost, config.tenantId);
 
-export const tokens = new TokenService(config, { log: workerLog });
+export const callers = new CallerVerifier(config, { metadata: openIdMetadata });
+
+export const tokens = new TokenService(config, { log: workerLog, metadata: openIdMetadata });
 
 export const refreshTokens = createKeyVaultRefreshTokenStore(config, keyVaultCredential(process.env));
 

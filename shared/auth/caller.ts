@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config';
 import { AppError } from '../errors';
+import { OpenIdMetadataSource } from './openid-metadata';
 
 /** A caller whose access token this app verified. Nothing downstream reads an unverified claim. */
 export interface Caller {
@@ -22,6 +23,8 @@ export interface CallerVerifierOptions {
   clockToleranceSec?: number;
   /** jose's minimum time between two JWKS fetches (a token with an unknown `kid` triggers one). */
   jwksCooldownMs?: number;
+  /** The OpenID metadata, shared with the token service (one read per worker). */
+  metadata?: OpenIdMetadataSource;
 }
 
 const BEARER = /^Bearer[ ]+([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/i;
@@ -35,10 +38,14 @@ const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export class CallerVerifier {
   private jwks: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
 
+  private readonly metadata: OpenIdMetadataSource;
+
   constructor(
     private readonly config: CallerConfig,
     private readonly options: CallerVerifierOptions = {},
-  ) {}
+  ) {
+    this.metadata = options.metadata ?? new OpenIdMetadataSource(config.authorityHost, config.tenantId);
+  }
 
   /** Side effects: the first call reads the OpenID metadata and JWKS from the identity service. */
   async verify(authorization: string | null | undefined): Promise<Caller> {
@@ -129,19 +136,8 @@ export class CallerVerifier {
   }
 
   private async discover(): Promise<ReturnType<typeof createRemoteJWKSet>> {
-    const url = `${this.config.authorityHost}/${this.config.tenantId}/v2.0/.well-known/openid-configuration`;
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-    } catch (err) {
-      throw identityUnavailable(err);
-    }
-    if (!res.ok) throw identityUnavailable(new Error(`OpenID metadata answered ${res.status}`));
-    const metadata = (await res.json()) as { jwks_uri?: unknown };
-    if (typeof metadata.jwks_uri !== 'string') {
-      throw identityUnavailable(new Error('OpenID metadata without jwks_uri'));
-    }
-    return createRemoteJWKSet(new URL(metadata.jwks_uri), {
+    const { jwks_uri: jwksUri } = await this.metadata.get();
+    return createRemoteJWKSet(new URL(jwksUri), {
       timeoutDuration: 5000,
       cooldownDuration: this.options.jwksCooldownMs ?? 30_000,
       cacheMaxAge: 24 * 60 * 60 * 1000,

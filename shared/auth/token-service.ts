@@ -17,6 +17,7 @@ import {
 import type { Config } from '../config';
 import { AppError } from '../errors';
 import { redact } from '../redact';
+import { OpenIdMetadataSource } from './openid-metadata';
 import type { Logger, TokenExchange, UserRef } from '../notifications/send';
 import type { Caller } from './caller';
 
@@ -38,6 +39,8 @@ export interface TokenServiceOptions {
   msalLogLevel?: 'error' | 'warning' | 'info' | 'verbose';
   /** Per request to the identity service. msal-node sets no timeout on token requests. Default 10 s. */
   requestTimeoutMs?: number;
+  /** The OpenID metadata, shared with the caller verifier (one read per worker). */
+  metadata?: OpenIdMetadataSource;
 }
 
 export interface RedeemedToken {
@@ -118,6 +121,7 @@ export class TokenService implements TokenExchange {
   private readonly requestTimeoutMs: number;
   private readonly msalLogLevel: LogLevel;
   private metadata: Promise<string> | undefined;
+  private readonly metadataSource: OpenIdMetadataSource;
 
   /**
    * Side effect: reads the client certificate named by ENTRA_CLIENT_CERTIFICATE_PATH, if any.
@@ -141,6 +145,9 @@ export class TokenService implements TokenExchange {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.msalLogLevel = MSAL_LOG_LEVELS[options.msalLogLevel ?? 'warning'];
     this.network = new ObservingNetworkClient(this.requestTimeoutMs);
+    this.metadataSource =
+      options.metadata ??
+      new OpenIdMetadataSource(config.authorityHost, config.tenantId, this.requestTimeoutMs);
     this.credential =
       config.credential.kind === 'secret'
         ? { clientSecret: config.credential.secret }
@@ -310,42 +317,19 @@ export class TokenService implements TokenExchange {
     });
   }
 
-  /** The discovery document, fetched once (a failed fetch is not kept: the next call tries again). */
+  /** The discovery document as msal takes it, read once (a failed read is not kept). */
   private authorityMetadata(): Promise<string> {
-    this.metadata ??= this.fetchMetadata().catch((err: unknown) => {
-      this.metadata = undefined;
-      throw err;
-    });
+    this.metadata ??= this.metadataSource.get().then(
+      (doc) => {
+        this.log?.info('Read the identity service OpenID metadata.', { authority: this.authority });
+        return JSON.stringify(doc);
+      },
+      (err: unknown) => {
+        this.metadata = undefined;
+        throw err;
+      },
+    );
     return this.metadata;
-  }
-
-  private async fetchMetadata(): Promise<string> {
-    const url = `${this.authority}/v2.0/.well-known/openid-configuration`;
-    let doc: { issuer?: unknown; token_endpoint?: unknown };
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(this.requestTimeoutMs) });
-      if (!res.ok) throw new Error(`OpenID metadata answered ${res.status}`);
-      doc = (await res.json()) as typeof doc;
-    } catch (err) {
-      throw new AppError('upstream_unavailable', {
-        detail: "The identity service's OpenID metadata could not be read.",
-        retryAfterSeconds: NETWORK_RETRY_AFTER_SEC,
-        cause: err,
-      });
-    }
-    // msal checks the issuer only for metadata it fetched itself; this one it takes on trust.
-    const origin = new URL(this.config.authorityHost).origin;
-    if (
-      typeof doc.token_endpoint !== 'string' ||
-      typeof doc.issuer !== 'string' ||
-      !sameOrigin(doc.issuer, origin)
-    ) {
-      throw new AppError('invalid_config', {
-        detail: `The OpenID metadata at ${url} names an issuer or token endpoint outside ${origin}.`,
-      });
-    }
-    this.log?.info('Read the identity service OpenID metadata.', { authority: this.authority });
-    return JSON.stringify(doc);
   }
 
   /**
@@ -625,14 +609,6 @@ function countOf(entries: Record<string, unknown> | undefined): number {
 function must(result: AuthenticationResult | null): AuthenticationResult {
   if (!result) throw new AppError('internal_error', { detail: 'msal returned no token.' });
   return result;
-}
-
-function sameOrigin(url: string, origin: string): boolean {
-  try {
-    return new URL(url).origin === origin;
-  } catch {
-    return false;
-  }
 }
 
 function isThrottling(status: number): boolean {
