@@ -1,4 +1,5 @@
 import { AppError } from './errors';
+import { GUID } from './ids';
 
 export type ClientCredential = { kind: 'secret'; secret: string } | { kind: 'certificate'; path: string };
 
@@ -23,7 +24,6 @@ export interface Config {
   readonly appInsightsConnectionString: string | undefined;
 }
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // Azure Storage queue names: 3-63 lowercase letters, digits and single hyphens.
 const QUEUE_NAME = /^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$/;
 

@@ -1,4 +1,5 @@
 import { AppError, isAppError } from '../errors';
+import { userKey } from '../ids';
 import type { Logger, UserRef } from '../notifications/send';
 import { noTelemetry, type Telemetry } from '../telemetry';
 
@@ -68,7 +69,7 @@ export class AbsentUserTokens {
    * Side effects: may read, rewrite or delete the user's secret (secrets/get, set, delete, purge).
    */
   accessTokenFor(user: UserRef): Promise<string> {
-    const k = key(user);
+    const k = userKey(user);
     const cached = this.tokens.get(k);
     if (cached && cached.expiresAt - this.expiryMarginMs > this.now())
       return Promise.resolve(cached.accessToken);
@@ -81,7 +82,7 @@ export class AbsentUserTokens {
 
   /** Drops the user's access token from memory (e.g. after Graph refused it). */
   forget(user: UserRef): void {
-    this.tokens.delete(key(user));
+    this.tokens.delete(userKey(user));
   }
 
   private async acquire(user: UserRef, k: string): Promise<string> {
@@ -125,10 +126,6 @@ export class AbsentUserTokens {
   private stored(user: UserRef, event: 'RefreshTokenStored' | 'RefreshTokenDeleted', cause: string): void {
     this.telemetry.trackEvent(event, { tenantId: user.tenantId, userId: user.userId, cause });
   }
-}
-
-function key(user: UserRef): string {
-  return `${user.tenantId}.${user.userId}`;
 }
 
 function codeOf(err: unknown): string {

@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config';
 import { AppError } from '../errors';
+import { GUID } from '../ids';
 import { OpenIdMetadataSource } from './openid-metadata';
 
 /** A caller whose access token this app verified. Nothing downstream reads an unverified claim. */
@@ -28,7 +29,6 @@ export interface CallerVerifierOptions {
 }
 
 const BEARER = /^Bearer[ ]+([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/i;
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Verifies callers' access tokens against the authority's OpenID metadata and JWKS. The JWKS is

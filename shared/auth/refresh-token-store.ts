@@ -7,6 +7,7 @@ import {
 } from '@azure/keyvault-secrets';
 import type { Config } from '../config';
 import { AppError } from '../errors';
+import { GUID } from '../ids';
 import { retryAfterSeconds } from '../http/retry-after';
 import type { Logger, RefreshTokenSink, UserRef } from '../notifications/send';
 
@@ -45,7 +46,6 @@ export const REFRESH_TOKEN_CONTENT_TYPE = 'application/vnd.graph-notify.refresh-
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const DEFAULT_RETRY_AFTER_SEC = 5;
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PUBLIC_CLOUD_AUTHORITY = 'login.microsoftonline.com';
 
 /**

@@ -16,6 +16,7 @@ import {
 } from '@azure/msal-node';
 import type { Config } from '../config';
 import { AppError } from '../errors';
+import { fingerprint, userKey } from '../ids';
 import { redact } from '../redact';
 import { OpenIdMetadataSource } from './openid-metadata';
 import type { Logger, TokenExchange, UserRef } from '../notifications/send';
@@ -161,7 +162,7 @@ export class TokenService implements TokenExchange {
 
   /** Access tokens msal holds for the user, or undefined when the user is not in memory. */
   accessTokensHeld(user: UserRef): number | undefined {
-    const partition = this.partitions.get(partitionKey(user));
+    const partition = this.partitions.get(userKey(user));
     return partition ? countOf(readCache(partition.app).AccessToken) : undefined;
   }
 
@@ -173,7 +174,7 @@ export class TokenService implements TokenExchange {
    */
   async onBehalfOf(caller: Caller): Promise<{ accessToken: string; refreshToken: string | undefined }> {
     const partition = await this.partitionFor(caller);
-    return this.singleFlight(`obo|${partition.key}|${sha256(caller.assertion)}`, () =>
+    return this.singleFlight(`obo|${partition.key}|${fingerprint(caller.assertion)}`, () =>
       this.exchange(partition, caller.assertion),
     );
   }
@@ -185,14 +186,14 @@ export class TokenService implements TokenExchange {
    */
   async redeem(user: UserRef, refreshToken: string): Promise<RedeemedToken> {
     const partition = await this.partitionFor(user);
-    return this.singleFlight(`redeem|${partition.key}|${sha256(refreshToken)}`, () =>
+    return this.singleFlight(`redeem|${partition.key}|${fingerprint(refreshToken)}`, () =>
       this.redeemIn(partition, refreshToken),
     );
   }
 
   /** Drops the user's msal cache (tokens, and msal's throttling state) from memory. */
   forget(user: UserRef): void {
-    this.partitions.delete(partitionKey(user));
+    this.partitions.delete(userKey(user));
   }
 
   private async exchange(
@@ -263,7 +264,7 @@ export class TokenService implements TokenExchange {
   }
 
   private async partitionFor(user: UserRef): Promise<Partition> {
-    const key = partitionKey(user);
+    const key = userKey(user);
     const existing = this.partitions.get(key);
     if (existing) {
       // Map keeps insertion order: moving the entry to the end makes the first the least recent.
@@ -588,14 +589,6 @@ function loadClientCertificate(path: string): { thumbprintSha256: string; privat
     // The chain as PEM: msal sends it as x5c, which subject-name/issuer authentication needs.
     x5c: certificates.join('\n'),
   };
-}
-
-function partitionKey(user: UserRef): string {
-  return `${user.tenantId}.${user.userId}`.toLowerCase();
-}
-
-function sha256(secret: string): string {
-  return createHash('sha256').update(secret).digest('base64url');
 }
 
 function readCache(app: ConfidentialClientApplication): SerializedCache {

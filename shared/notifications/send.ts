@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { Caller } from '../auth/caller';
 import { AppError, toAppError } from '../errors';
+import { fingerprint, userKey, type UserRef } from '../ids';
 import type { SentNotification } from '../graph/client';
 import type { DeferredMessage } from '../queue/message';
 import { noTelemetry, type Telemetry } from '../telemetry';
@@ -12,10 +12,7 @@ import {
   type NotificationRequest,
 } from './request';
 
-export interface UserRef {
-  tenantId: string;
-  userId: string;
-}
+export type { UserRef } from '../ids';
 
 /** Port: the OBO exchange for a verified caller (the token service). */
 export interface TokenExchange {
@@ -206,7 +203,7 @@ export class NotificationService {
 
   /** Opt-out: deletes the stored refresh token and forgets the user's tokens in memory. */
   async unregister(user: UserRef): Promise<void> {
-    const k = key(user);
+    const k = userKey(user);
     // A write still running from a concurrent send must not land after the delete.
     await this.writing.get(k)?.promise.catch(() => undefined);
     this.stored.delete(k);
@@ -222,8 +219,8 @@ export class NotificationService {
 
   private storeIfChanged(user: UserRef, refreshToken: string | undefined): Promise<void> {
     if (!refreshToken) return Promise.resolve();
-    const k = key(user);
-    const h = hash(refreshToken);
+    const k = userKey(user);
+    const h = fingerprint(refreshToken);
     if (this.stored.get(k) === h) return Promise.resolve();
     // Concurrent requests with the same new token share one write.
     const inflight = this.writing.get(k);
@@ -246,18 +243,10 @@ export class NotificationService {
   }
 
   private mark(user: UserRef, refreshToken: string): void {
-    const k = key(user);
+    const k = userKey(user);
     this.stored.delete(k);
-    this.stored.set(k, hash(refreshToken));
+    this.stored.set(k, fingerprint(refreshToken));
     // Map keeps insertion order: the first key is the least recently stored.
     if (this.stored.size > STORED_MARKS) this.stored.delete(this.stored.keys().next().value!);
   }
-}
-
-function key(user: UserRef): string {
-  return `${user.tenantId}.${user.userId}`;
-}
-
-function hash(secret: string): string {
-  return createHash('sha256').update(secret).digest('base64url');
 }
