@@ -3,12 +3,10 @@ import type { DependencyProbe } from '../health/health';
 
 /** Storage is up when the queue service answers an authenticated request. */
 export function storageProbe(connectionString: string): DependencyProbe {
+  const client = QueueServiceClient.fromConnectionString(connectionString, { retryOptions: { maxTries: 1 } });
   return {
     name: 'storage',
     async check(signal) {
-      const client = QueueServiceClient.fromConnectionString(connectionString, {
-        retryOptions: { maxTries: 1 },
-      });
       await client.getProperties({ abortSignal: signal });
     },
   };

@@ -16,6 +16,7 @@ import {
   toTriggerMetadata,
 } from '../../dev/host/queue';
 import { APP_ROOT, readHostJson } from '../../dev/settings';
+import { eventually } from '../support/stack';
 import { freePort } from '../../dev/stack';
 import type { FixtureReport } from '../fixtures/queue-app/index';
 
@@ -51,21 +52,16 @@ function buildFixtureApp(): void {
   }
 }
 
+/** `eventually`, with the host's output in the failure (it says why a message did not arrive). */
 async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined> | T | undefined,
   timeoutMs = 15_000,
 ) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `Timed out after ${timeoutMs} ms waiting for ${what}.\nHost output:\n${host?.output() ?? ''}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  try {
+    return await eventually(probe, { what, timeoutMs });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\nHost output:\n${host?.output() ?? ''}`);
   }
 }
 
