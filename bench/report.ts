@@ -15,6 +15,7 @@ export interface ReportInput {
     throughputAppOverFloor: number;
     p50AppOverSample: number;
     p50AppOverFloor: number;
+    /** p50 of (a) minus p50 of (c): what the app adds per notification on top of the Graph POST. */
     appOverheadP50Ms: number;
   }[];
   drain: DrainRow | undefined;

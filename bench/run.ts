@@ -13,32 +13,19 @@ import { APP_ROOT } from '../dev/root';
 import { startLocalStack, type LocalStack } from '../dev/stack';
 import { devUser } from '../dev/standins/identities';
 import { parseArgs, type BenchArgs } from './args';
-import { measureColdStart, type ColdStartRow } from './cold-start';
-import { measureDrain, type DrainRow } from './drain';
+import { measureColdStart } from './cold-start';
+import { measureDrain } from './drain';
 import { round } from './load';
-import { measureMemory, type MemoryRow } from './memory';
+import { measureMemory } from './memory';
 import { measureDesign, startBaselineServer, type SendNowRow } from './send-now';
-import { formatJson, renderTable } from './report';
+import { formatJson, renderTable, type ReportInput } from './report';
 
-interface Results {
-  command: string;
+/** Everything the JSON file holds: what the table shows, plus when and with what it was made. */
+interface Results extends ReportInput {
   startedAt: string;
   durationSeconds: number;
-  machine: { cpus: number; cpuModel: string; totalMemoryGb: number; node: string; platform: string };
+  machine: ReportInput['machine'] & { totalMemoryGb: number; platform: string };
   parameters: Omit<BenchArgs, 'only' | 'out'> & { only: string[] };
-  sendNow: SendNowRow[];
-  comparison: {
-    concurrency: number;
-    throughputAppOverSample: number;
-    throughputAppOverFloor: number;
-    p50AppOverSample: number;
-    p50AppOverFloor: number;
-    /** p50 of (a) minus p50 of (c): what the app adds per notification on top of the Graph POST. */
-    appOverheadP50Ms: number;
-  }[];
-  drain: DrainRow | undefined;
-  coldStart: ColdStartRow[];
-  memory: { rows: MemoryRow[]; seconds: number } | undefined;
 }
 
 // Settings of the developer's shell or local.settings.json must not leak into the run.
