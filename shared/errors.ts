@@ -54,6 +54,8 @@ export interface AppErrorOptions {
   retryAfterSeconds?: number;
   /** Extra `WWW-Authenticate` parameters (RFC 6750), e.g. a claims challenge. */
   authenticate?: Record<string, string>;
+  /** The service refused the credential we sent (e.g. Graph's 401): a cached token must go. */
+  staleCredential?: boolean;
 }
 
 export class AppError extends Error {
@@ -65,6 +67,7 @@ export class AppError extends Error {
   readonly detail: string;
   readonly retryAfterSeconds: number | undefined;
   readonly authenticate: Readonly<Record<string, string>> | undefined;
+  readonly staleCredential: boolean;
 
   constructor(code: ErrorCode, options: AppErrorOptions = {}) {
     const info = CODES[code];
@@ -76,6 +79,7 @@ export class AppError extends Error {
     this.detail = options.detail ?? info.title;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.authenticate = options.authenticate;
+    this.staleCredential = options.staleCredential ?? false;
   }
 }
 

@@ -162,6 +162,7 @@ export class DeferredDelivery {
         return { kind: 'sent', id: sent.id, appNotificationId: notification.appNotificationId };
       } catch (err) {
         const error = toAppError(err);
+        if (error.staleCredential) this.deps.tokens.forget(message);
         if (FINAL.has(error.code)) return await this.deadLetter(raw, message, meta, error, log);
         if (error.code !== 'upstream_unavailable') throw err;
         return await this.retry(raw, pinned, meta, error, log, context, ids);

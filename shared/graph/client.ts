@@ -75,6 +75,15 @@ export class GraphNotificationClient {
         retryAfterSeconds: retryAfterSeconds((name) => res.headers.get(name)) ?? DEFAULT_RETRY_AFTER_SEC,
       });
     }
+    if (res.status === 401) {
+      // A token Graph no longer takes (revoked since it was cached, or a continuous-access-evaluation
+      // challenge): transient for the caller, once the token it came from is dropped.
+      throw new AppError('upstream_unavailable', {
+        detail: `Graph refused the access token (401${code ? ` ${code}` : ''}); try again.`,
+        retryAfterSeconds: 1,
+        staleCredential: true,
+      });
+    }
     throw new AppError('upstream_rejected', {
       detail: `Graph rejected the notification: ${res.status}${code ? ` ${code}` : ''}${graphErrorMessage(text)}`,
     });

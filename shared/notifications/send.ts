@@ -151,6 +151,10 @@ export class NotificationService {
         appNotificationId: notification.appNotificationId,
         expirationDateTime: sent.expirationDateTime,
       };
+    } catch (err) {
+      // The caller's retry must get a fresh token, not the cached one Graph refused.
+      if (err instanceof AppError && err.staleCredential) this.deps.tokens.forget(caller);
+      throw err;
     } finally {
       await storing;
     }

@@ -183,6 +183,22 @@ it('ends deferred sends at opt-out: the next message is not_registered', async (
   expect(app.stack.graph!.received(oid).map((n) => n.appNotificationId)).toEqual(['before-opt-out']);
 });
 
+it('drops a cached access token Graph refuses and retries with a fresh one', async () => {
+  const oid = await register('deferred-graph-401');
+  await enqueueDeferredNotification(queues.queue, messageFor(oid, { appNotificationId: 'first' }));
+  await eventually(() => (app.stack.graph!.received(oid).length === 1 ? true : undefined));
+  const redeemed = (): number =>
+    app.stack.entra!.requests.filter((r) => r.grantType === 'refresh_token' && r.userOid === oid).length;
+  expect(redeemed()).toBe(1);
+  app.stack.graph!.faults.failNext(1, { status: 401 });
+  await enqueueDeferredNotification(queues.queue, messageFor(oid, { appNotificationId: 'second' }));
+  await eventually(() => (app.stack.graph!.received(oid).length === 2 ? true : undefined), {
+    timeoutMs: 20_000,
+  });
+  expect(redeemed()).toBe(2);
+  expect(await queues.poisoned()).toEqual([]);
+});
+
 it('dead-letters a message that is not JSON, keeping the original', async () => {
   const text = Buffer.from('hello, not json').toString('base64');
   const messageId = await queues.sendRaw(text);

@@ -284,6 +284,18 @@ describe('POST /api/notifications — the error table', () => {
     else expect(header).toBeGreaterThan(0);
   });
 
+  it('Graph refuses the access token → 503, and the retry gets a fresh token', async () => {
+    const user = devUser('graph-401');
+    const token = await tokenFor(user.oid);
+    app.stack.graph!.faults.failNext(1, { status: 401 });
+    const res = await send(token, hello);
+    await problem(res, 503, 'upstream_unavailable');
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await send(token, hello)).status).toBe(201);
+    // The cached Graph token was dropped: the same user token was exchanged again.
+    expect(oboRequestsFor(user.oid)).toBe(2);
+  });
+
   it('Graph refuses the notification → 502 upstream_rejected with its error code', async () => {
     const user = devUser('graph-400');
     app.stack.graph!.faults.failNext(1, { status: 400 });
