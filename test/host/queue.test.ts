@@ -52,6 +52,16 @@ function buildFixtureApp(): void {
   }
 }
 
+/** What the host moved to `<queue>-poison` (created on first use), once something is there. */
+async function poisonedIn(queue: QueueClient) {
+  const poison = service.getQueueClient(`${queue.name}-poison`);
+  return waitFor('the poison message', async () => {
+    if (!(await poison.exists())) return undefined;
+    const { peekedMessageItems } = await poison.peekMessages();
+    return peekedMessageItems.length > 0 ? peekedMessageItems : undefined;
+  });
+}
+
 /** `eventually`, with the host's output in the failure (it says why a message did not arrive). */
 async function waitFor<T>(
   what: string,
@@ -166,13 +176,7 @@ describe('local host: storage queue trigger', () => {
     const original = base64({ n: 2, fail: true, secret: 'do-not-log-me' });
     const sent = await queue.sendMessage(original);
     await startHost(queue.name);
-    const poison = service.getQueueClient(`${queue.name}-poison`);
-
-    const [moved] = await waitFor('the poison message', async () => {
-      if (!(await poison.exists())) return undefined;
-      const { peekedMessageItems } = await poison.peekMessages();
-      return peekedMessageItems.length > 0 ? peekedMessageItems : undefined;
-    });
+    const [moved] = await poisonedIn(queue);
     expect(moved?.messageText).toBe(original);
     await waitFor('the original to be deleted', async () =>
       (await messagesIn(queue)) === 0 ? true : undefined,
@@ -193,12 +197,7 @@ describe('local host: storage queue trigger', () => {
     // Sent raw: @azure/storage-queue does not encode, so this is what the host reads off the wire.
     await queue.sendMessage('plain text, not base64!');
     await startHost(queue.name);
-    const poison = service.getQueueClient(`${queue.name}-poison`);
-    const [moved] = await waitFor('the poison message', async () => {
-      if (!(await poison.exists())) return undefined;
-      const { peekedMessageItems } = await poison.peekMessages();
-      return peekedMessageItems.length > 0 ? peekedMessageItems : undefined;
-    });
+    const [moved] = await poisonedIn(queue);
     expect(moved?.messageText).toBe('plain text, not base64!');
     await waitFor('the original to be deleted', async () =>
       (await messagesIn(queue)) === 0 ? true : undefined,
