@@ -1,7 +1,7 @@
 import { AbsentUserTokens } from './auth/absent-user-tokens';
 import { CallerVerifier } from './auth/caller';
 import { OpenIdMetadataSource } from './auth/openid-metadata';
-import { createKeyVaultRefreshTokenStore, keyVaultCredential } from './auth/refresh-token-store';
+import { createKeyVaultRefreshTokenStore, keyVaultCredential } from './auth/vault-client';
 import { TokenService } from './auth/token-service';
 import { loadConfig, type Config } from './config';
 import { GraphNotificationClient } from './graph/client';

@@ -8,10 +8,9 @@ import { SecretClient } from '@azure/keyvault-secrets';
 import {
   KeyVaultRefreshTokenStore,
   REFRESH_TOKEN_CONTENT_TYPE,
-  createKeyVaultRefreshTokenStore,
-  keyVaultCredential,
   refreshTokenSecretName,
 } from '../../shared/auth/refresh-token-store';
+import { createKeyVaultRefreshTokenStore, keyVaultCredential } from '../../shared/auth/vault-client';
 import { AppError } from '../../shared/errors';
 import type { UserRef } from '../../shared/notifications/send';
 import { startEntraStandIn, type EntraStandIn } from '../../dev/standins/entra';

@@ -1,0 +1,83 @@
+// How the function reaches its Key Vault: the credential, chosen explicitly, and the SDK client.
+import { ClientSecretCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import { SecretClient } from '@azure/keyvault-secrets';
+import type { Config } from '../config';
+import { AppError } from '../errors';
+import { KeyVaultRefreshTokenStore, type KeyVaultRefreshTokenStoreOptions } from './refresh-token-store';
+
+const PUBLIC_CLOUD_AUTHORITY = 'login.microsoftonline.com';
+
+/**
+ * The credential the function uses for Key Vault, chosen explicitly from `env` (`process.env` in
+ * production; `@azure/identity` reads the managed-identity variables from `process.env` itself).
+ *
+ * - `AZURE_CLIENT_SECRET` set (with `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, optional
+ *   `AZURE_AUTHORITY_HOST`): a `ClientSecretCredential`. The same variables `EnvironmentCredential`
+ *   reads, but built here because a non-default authority host also needs
+ *   `disableInstanceDiscovery`, which no variable sets (otherwise msal asks
+ *   login.microsoftonline.com and fails offline).
+ * - Otherwise the App Service managed identity (`AZURE_CLIENT_ID` names a user-assigned one): the
+ *   Azure case. Only when the platform advertises it (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`):
+ *   without them `ManagedIdentityCredential` would probe the instance-metadata address
+ *   169.254.169.254, which must never happen outside Azure. No credential chain is used for the
+ *   same reason.
+ *
+ * No network access at construction. Throws `invalid_config` naming what is missing.
+ */
+export function keyVaultCredential(env: Readonly<Record<string, string | undefined>>): TokenCredential {
+  const get = (name: string): string | undefined => env[name]?.trim() || undefined;
+  const secret = get('AZURE_CLIENT_SECRET');
+  const clientId = get('AZURE_CLIENT_ID');
+  if (secret) {
+    const tenantId = get('AZURE_TENANT_ID');
+    const missing = [!tenantId && 'AZURE_TENANT_ID', !clientId && 'AZURE_CLIENT_ID'].filter(Boolean);
+    if (!tenantId || !clientId) {
+      throw new AppError('invalid_config', {
+        detail: `AZURE_CLIENT_SECRET is set, so the Key Vault credential also needs ${missing.join(' and ')}.`,
+      });
+    }
+    const authorityHost = get('AZURE_AUTHORITY_HOST');
+    let custom = false;
+    if (authorityHost) {
+      let url: URL;
+      try {
+        url = new URL(authorityHost);
+      } catch {
+        throw new AppError('invalid_config', { detail: 'AZURE_AUTHORITY_HOST must be a URL.' });
+      }
+      // @azure/identity refuses a plain-http authority anyway; saying so at startup is clearer.
+      if (url.protocol !== 'https:') {
+        throw new AppError('invalid_config', { detail: 'AZURE_AUTHORITY_HOST must be an https URL.' });
+      }
+      custom = url.hostname.toLowerCase() !== PUBLIC_CLOUD_AUTHORITY;
+    }
+    return new ClientSecretCredential(tenantId, clientId, secret, {
+      ...(authorityHost ? { authorityHost } : {}),
+      // Instance discovery would ask the public cloud about this host (PITFALLS #10).
+      ...(custom ? { disableInstanceDiscovery: true } : {}),
+    });
+  }
+  if (!get('IDENTITY_ENDPOINT') || !get('IDENTITY_HEADER')) {
+    throw new AppError('invalid_config', {
+      detail:
+        'No Key Vault credential: enable a managed identity on the Function App (IDENTITY_ENDPOINT and IDENTITY_HEADER are then set) or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.',
+    });
+  }
+  return clientId ? new ManagedIdentityCredential({ clientId }) : new ManagedIdentityCredential();
+}
+
+/**
+ * The store for the app's vault. No network access until the first call. The SDK retries 429
+ * and 5xx itself; two retries keep a request's worst case short, the queue retries later.
+ */
+export function createKeyVaultRefreshTokenStore(
+  config: Pick<Config, 'keyVaultUrl' | 'keyVaultDisableChallengeResourceVerification'>,
+  credential: TokenCredential = keyVaultCredential(process.env),
+  options: KeyVaultRefreshTokenStoreOptions = {},
+): KeyVaultRefreshTokenStore {
+  const client = new SecretClient(config.keyVaultUrl, credential, {
+    disableChallengeResourceVerification: config.keyVaultDisableChallengeResourceVerification,
+    retryOptions: { maxRetries: 2 },
+  });
+  return new KeyVaultRefreshTokenStore(client, options);
+}
