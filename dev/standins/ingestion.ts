@@ -66,7 +66,7 @@ export async function startIngestionStandIn(options: {
       return;
     }
     let raw = await readBody(req, 16 * 1024 * 1024);
-    // The SDK gzips only for Azure's host names (PITFALLS #27); a proxy might do it for any.
+    // The SDK gzips only for Azure's host names; a proxy might do it for any.
     if (/gzip/i.test(String(req.headers['content-encoding'] ?? '')) || (raw[0] === 0x1f && raw[1] === 0x8b)) {
       raw = gunzipSync(raw);
     }

@@ -285,7 +285,7 @@ export async function startKeyVaultStandIn(options: KeyVaultStandInOptions): Pro
   const { tenantId, verifyToken } = options;
   const latencyMs = options.latencyMs ?? 0;
   const authority = options.authorityUrl.replace(/\/+$/, '');
-  // No spaces inside values: the SDK splits this header on commas and spaces (PITFALLS #15).
+  // No spaces inside values: the SDK splits this header on commas and spaces.
   const challenge = `Bearer authorization="${authority}/${tenantId}", resource="${KEY_VAULT_RESOURCE}"`;
   const audiences = [KEY_VAULT_RESOURCE, KEY_VAULT_APP_ID];
 

@@ -335,7 +335,7 @@ export class TokenService implements TokenExchange {
 
   /**
    * After a call that reached the identity service: reads the user's refresh token from msal's
-   * serialized cache (PITFALLS #6) and keeps the partition bounded, from one parse of the cache.
+   * serialized cache (msal never puts it in AuthenticationResult) and keeps the partition bounded, from one parse of the cache.
    * A user who keeps presenting new assertions must not grow their cache without limit: past the
    * bound the partition starts afresh (at most one more exchange for a still-valid assertion; the
    * refresh token was already handed out).

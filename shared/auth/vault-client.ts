@@ -53,7 +53,8 @@ export function keyVaultCredential(env: Readonly<Record<string, string | undefin
     }
     return new ClientSecretCredential(tenantId, clientId, secret, {
       ...(authorityHost ? { authorityHost } : {}),
-      // Instance discovery would ask the public cloud about this host (PITFALLS #10).
+      // Otherwise msal asks login.microsoftonline.com about this host (instance discovery) and,
+      // offline or in a private cloud, fails with endpoints_resolution_error.
       ...(custom ? { disableInstanceDiscovery: true } : {}),
     });
   }

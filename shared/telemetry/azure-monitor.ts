@@ -85,7 +85,7 @@ export function startAzureMonitor(settings: TelemetrySettings, targets: Telemetr
       // The shim's own options (console) on top of the distro's, which its type leaves out.
     } as InstrumentationOptions,
   });
-  // Node's own http and https are patched when they are next required (PITFALLS #30), and the
+  // Node's own http and https are patched when they are next required (only modules `require()`d after start are patched), and the
   // Key Vault and Storage clients required them before telemetry started; they read `request`
   // off the module at each call, so patching the module in place reaches them.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -138,7 +138,7 @@ export function startAzureMonitor(settings: TelemetrySettings, targets: Telemetr
 
 /**
  * The SDK's Azure VM resource detector asks the instance-metadata address (169.254.169.254) at
- * start, and no option or variable turns it off (PITFALLS #25). A function app runs on App
+ * start, and no option or variable turns it off. A function app runs on App
  * Service, where there is no VM metadata to find, and outside Azure that request must not happen
  * at all: the detector the SDK uses (its own copy of the package) answers with nothing.
  */
