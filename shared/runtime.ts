@@ -1,6 +1,7 @@
 import { AbsentUserTokens } from './auth/absent-user-tokens';
 import { CallerVerifier } from './auth/caller';
 import { OpenIdMetadataSource } from './auth/openid-metadata';
+import { OptOuts } from './auth/opt-outs';
 import { createKeyVaultRefreshTokenStore, keyVaultCredential } from './auth/vault-client';
 import { TokenService } from './auth/token-service';
 import { loadConfig, type Config } from './config';
@@ -43,7 +44,13 @@ export const graph = new GraphNotificationClient({ baseUrl: config.graphBaseUrl 
 
 export const deferredQueue = deferredQueueFrom(config.storageConnection, config.notificationsQueue);
 
-export const absentUserTokens = new AbsentUserTokens(refreshTokens, tokens, workerLog, { telemetry });
+// One record of opt-outs per worker: the opt-out and everything in flight for the user consult it.
+const optOuts = new OptOuts();
+
+export const absentUserTokens = new AbsentUserTokens(refreshTokens, tokens, workerLog, {
+  telemetry,
+  optOuts,
+});
 
 export const notifications = new NotificationService({
   tokens,
@@ -53,6 +60,7 @@ export const notifications = new NotificationService({
   deferredTokens: absentUserTokens,
   targetHostName: config.targetHostName,
   telemetry,
+  optOuts,
 });
 
 export const deferredDelivery = new DeferredDelivery({

@@ -12,6 +12,7 @@ export type TelemetryEventName =
   | 'NotificationFailed'
   | 'NotificationDeadLettered'
   | 'RefreshTokenStored'
+  | 'RefreshTokenStoreFailed'
   | 'RefreshTokenDeleted';
 
 /**

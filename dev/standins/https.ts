@@ -113,3 +113,41 @@ export class FaultQueue {
 export async function delay(ms: number): Promise<void> {
   if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** A request a test is holding at a stand-in: `reached` resolves once it arrives, `release` lets it on. */
+export interface Held {
+  reached: Promise<void>;
+  release(): void;
+}
+
+/**
+ * "Hold the next request that looks like this until I say so": lets a test interleave operations
+ * deterministically (a response arrives exactly between two steps of another request) without
+ * sleeping. Each hold catches one request; requests no hold matches pass straight through.
+ */
+export class Holds<T> {
+  private readonly waiting: Array<{ match: (info: T) => boolean; arrived: () => void; gate: Promise<void> }> =
+    [];
+
+  hold(match: (info: T) => boolean): Held {
+    let arrived!: () => void;
+    let release!: () => void;
+    const reached = new Promise<void>((resolve) => (arrived = resolve));
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    this.waiting.push({ match, arrived, gate });
+    return { reached, release };
+  }
+
+  /** Called by the stand-in for each request: waits while a hold keeps it. */
+  async pass(info: T): Promise<void> {
+    const index = this.waiting.findIndex((h) => h.match(info));
+    if (index < 0) return;
+    const [held] = this.waiting.splice(index, 1);
+    held!.arrived();
+    await held!.gate;
+  }
+
+  clear(): void {
+    this.waiting.length = 0;
+  }
+}

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeJwt, type JWTPayload } from 'jose';
 import type { LocalTls } from '../tls';
-import { FaultQueue, delay, readBody, sendJson, startHttps, type Fault } from './https';
+import { FaultQueue, Holds, delay, readBody, sendJson, startHttps, type Fault } from './https';
 import { KEY_VAULT_APP_ID, KEY_VAULT_RESOURCE } from './identities';
 
 export type KeyVaultOp =
@@ -64,6 +64,8 @@ export interface KeyVaultStandIn {
   port: number;
   /** The next N requests get this status instead of their real answer, before auth is looked at. */
   faults: FaultQueue;
+  /** Authenticated requests a test holds before the vault acts on them, until it releases them. */
+  holds: Holds<{ op: KeyVaultOp; name?: string }>;
   /** Every request, in arrival order. */
   operations: KeyVaultOperation[];
   count(op: KeyVaultOp, filter?: { name?: string; status?: number }): number;
@@ -293,6 +295,7 @@ export async function startKeyVaultStandIn(options: KeyVaultStandInOptions): Pro
   const deleted = new Map<string, DeletedSecret>();
   const operations: KeyVaultOperation[] = [];
   const faults = new FaultQueue();
+  const holds = new Holds<{ op: KeyVaultOp; name?: string }>();
   let vaultUrl = '';
 
   const latest = (s: Secret): Version => s.versions[s.versions.length - 1]!;
@@ -675,6 +678,7 @@ export async function startKeyVaultStandIn(options: KeyVaultStandInOptions): Pro
       if (!apiVersion) throw badParameter('The api-version query parameter is missing.');
       if (!API_VERSION.test(apiVersion))
         throw badParameter(`The specified version (${apiVersion}) is not recognized.`);
+      await holds.pass({ op: r.op, ...(r.name !== undefined ? { name: r.name } : {}) });
       const result = await operate(r, req, url);
       log(r.op, result.status);
       answer(req, res, result.status, result.body);
@@ -692,6 +696,7 @@ export async function startKeyVaultStandIn(options: KeyVaultStandInOptions): Pro
     url: server.url,
     port: server.port,
     faults,
+    holds,
     operations,
     count: (op, filter = {}) =>
       operations.filter(
@@ -722,6 +727,7 @@ export async function startKeyVaultStandIn(options: KeyVaultStandInOptions): Pro
       deleted.clear();
       operations.length = 0;
       faults.clear();
+      holds.clear();
     },
     close: () => server.close(),
   };

@@ -2,12 +2,15 @@ import { AppError, isAppError } from '../errors';
 import { userKey } from '../ids';
 import type { Logger, UserRef } from '../notifications/send';
 import { noTelemetry, type Telemetry } from '../telemetry';
+import { OptOuts } from './opt-outs';
 
 /** Port: the refresh tokens stored at users' last visits (Key Vault). */
 export interface StoredRefreshTokens {
-  load(user: UserRef): Promise<{ refreshToken: string; storedAt: Date } | undefined>;
-  save(user: UserRef, refreshToken: string): Promise<void>;
-  delete(user: UserRef): Promise<void>;
+  load(user: UserRef): Promise<{ refreshToken: string; storedAt: Date; version: string } | undefined>;
+  /** Writes only over `expected`, the version that was redeemed; false when it did not write. */
+  replace(user: UserRef, refreshToken: string, expected: string): Promise<boolean>;
+  /** Deletes only while `version` is the stored one; false when it did not delete. */
+  deleteIfCurrent(user: UserRef, version: string): Promise<boolean>;
 }
 
 /** Port: redeeming a refresh token at the identity service (the token service). */
@@ -16,6 +19,8 @@ export interface RefreshTokenRedeemer {
     user: UserRef,
     refreshToken: string,
   ): Promise<{ accessToken: string; expiresOn: Date; refreshToken: string | undefined }>;
+  /** Drops whatever the redeemer holds in memory for the user. */
+  forget(user: UserRef): void;
 }
 
 export interface AbsentUserTokensOptions {
@@ -27,6 +32,8 @@ export interface AbsentUserTokensOptions {
   maxUsers?: number;
   /** Counts redemptions and records rewritten or deleted refresh tokens. */
   telemetry?: Telemetry;
+  /** The instance's opt-outs, shared with the opt-out itself (a private one by default). */
+  optOuts?: OptOuts;
   now?: () => number;
 }
 
@@ -49,6 +56,7 @@ export class AbsentUserTokens {
   private readonly maxUsers: number;
   private readonly now: () => number;
   private readonly telemetry: Telemetry;
+  private readonly optOuts: OptOuts;
 
   constructor(
     private readonly store: StoredRefreshTokens,
@@ -61,6 +69,7 @@ export class AbsentUserTokens {
     this.maxUsers = options.maxUsers ?? 10_000;
     this.now = options.now ?? Date.now;
     this.telemetry = options.telemetry ?? noTelemetry;
+    this.optOuts = options.optOuts ?? new OptOuts();
   }
 
   /**
@@ -86,13 +95,9 @@ export class AbsentUserTokens {
   }
 
   private async acquire(user: UserRef, k: string): Promise<string> {
+    const generation = this.optOuts.since(user);
     const stored = await this.store.load(user);
-    if (!stored) {
-      throw new AppError('not_registered', {
-        detail:
-          'No refresh token is stored for this user: they must open the client app (PUT /api/me/registration).',
-      });
-    }
+    if (!stored) throw notRegistered();
     let redeemed: Awaited<ReturnType<RefreshTokenRedeemer['redeem']>>;
     try {
       redeemed = await this.redeemer.redeem(user, stored.refreshToken);
@@ -100,22 +105,37 @@ export class AbsentUserTokens {
     } catch (err) {
       this.telemetry.trackMetric('RefreshTokenRedemptions', 1, { outcome: codeOf(err) });
       if (isAppError(err) && err.code === 'invalid_grant') {
-        // A revoked or expired token can never work again: keep no dead credential around.
-        await this.store.delete(user).then(
-          () => this.stored(user, 'RefreshTokenDeleted', 'revoked'),
+        // A revoked or expired token can never work again: keep no dead credential around. Only
+        // that version: the user may have stored a new one since it was read.
+        await this.store.deleteIfCurrent(user, stored.version).then(
+          (deleted) => deleted && this.stored(user, 'RefreshTokenDeleted', 'revoked'),
           (deleteErr: unknown) =>
             this.log.warn('Deleting a revoked refresh token failed.', { code: codeOf(deleteErr) }),
         );
       }
       throw err;
     }
+    if (this.optOuts.optedOutSince(user, generation)) {
+      // The user opted out while this was redeemed: no token of theirs may be kept or used.
+      this.redeemer.forget(user);
+      throw notRegistered();
+    }
     if (redeemed.refreshToken && this.now() - stored.storedAt.getTime() > this.rewriteAfterMs) {
-      await this.store.save(user, redeemed.refreshToken).then(
-        () => this.stored(user, 'RefreshTokenStored', 'rotated'),
-        (err: unknown) =>
+      const rotated = redeemed.refreshToken;
+      await this.optOuts
+        .write(user, generation, async () => {
+          if (await this.store.replace(user, rotated, stored.version)) {
+            this.stored(user, 'RefreshTokenStored', 'rotated');
+          }
+        })
+        .catch((err: unknown) =>
           // The stored token still works for weeks: a failed rewrite is retried at the next refresh.
           this.log.warn('Writing back the rotated refresh token failed.', { code: codeOf(err) }),
-      );
+        );
+      if (this.optOuts.optedOutSince(user, generation)) {
+        this.redeemer.forget(user);
+        throw notRegistered();
+      }
     }
     this.tokens.delete(k);
     this.tokens.set(k, { accessToken: redeemed.accessToken, expiresAt: redeemed.expiresOn.getTime() });
@@ -126,6 +146,13 @@ export class AbsentUserTokens {
   private stored(user: UserRef, event: 'RefreshTokenStored' | 'RefreshTokenDeleted', cause: string): void {
     this.telemetry.trackEvent(event, { tenantId: user.tenantId, userId: user.userId, cause });
   }
+}
+
+function notRegistered(): AppError {
+  return new AppError('not_registered', {
+    detail:
+      'No refresh token is stored for this user: they must open the client app (PUT /api/me/registration).',
+  });
 }
 
 function codeOf(err: unknown): string {

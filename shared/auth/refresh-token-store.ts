@@ -27,6 +27,8 @@ export interface StoredRefreshToken {
   storedAt: Date;
   /** The lifetime it was stored with; Key Vault still returns a secret past it. */
   expiresOn?: Date;
+  /** Key Vault's version of the secret: what `replace` and `deleteIfCurrent` check against. */
+  version: string;
 }
 
 export interface KeyVaultRefreshTokenStoreOptions {
@@ -92,16 +94,7 @@ export class KeyVaultRefreshTokenStore implements RefreshTokenSink {
    */
   async save(user: UserRef, refreshToken: string): Promise<void> {
     const name = refreshTokenSecretName(user);
-    const now = this.now();
-    const options: SetSecretOptions = {
-      tags: {
-        tenantId: user.tenantId.toLowerCase(),
-        userId: user.userId.toLowerCase(),
-        storedAt: now.toISOString(),
-      },
-      contentType: REFRESH_TOKEN_CONTENT_TYPE,
-      expiresOn: new Date(now.getTime() + this.lifetimeMs),
-    };
+    const options = this.secretOptions(user);
     try {
       await this.set(name, refreshToken, options);
       return;
@@ -110,6 +103,38 @@ export class KeyVaultRefreshTokenStore implements RefreshTokenSink {
     }
     await this.clearDeletedCopy(name);
     await this.set(name, refreshToken, options);
+  }
+
+  /**
+   * Writes a rotated refresh token over the stored one, only if the stored one is still the version
+   * `expected` that was redeemed: not after an opt-out (the secret is gone, or deleted and waiting
+   * for its purge — never purged or recovered here), and not over a token the user stored again
+   * meanwhile. Key Vault has no conditional write, so this reads the latest version first; what
+   * remains is the moment between that read and the write. Resolves to whether it wrote.
+   * Requires secrets/get and secrets/set.
+   */
+  async replace(user: UserRef, refreshToken: string, expected: string): Promise<boolean> {
+    const current = await this.currentVersion(user);
+    if (current !== expected) return false;
+    try {
+      await this.set(refreshTokenSecretName(user), refreshToken, this.secretOptions(user));
+      return true;
+    } catch (err) {
+      // Deleted between the read and the write: an opt-out, which must stay final.
+      if (innerCodeOf(err) === 'ObjectIsDeletedButRecoverable') return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Deletes (and purges) the user's refresh token only while `version` is the stored one: a token
+   * found revoked must not take with it one the user stored again a moment earlier. Resolves to
+   * whether it deleted. Requires secrets/get, secrets/delete and secrets/purge.
+   */
+  async deleteIfCurrent(user: UserRef, version: string): Promise<boolean> {
+    if ((await this.currentVersion(user)) !== version) return false;
+    await this.delete(user);
+    return true;
   }
 
   /**
@@ -135,6 +160,7 @@ export class KeyVaultRefreshTokenStore implements RefreshTokenSink {
     return {
       refreshToken: secret.value,
       storedAt,
+      version: secret.properties.version ?? '',
       ...(secret.properties.expiresOn ? { expiresOn: secret.properties.expiresOn } : {}),
     };
   }
@@ -160,12 +186,13 @@ export class KeyVaultRefreshTokenStore implements RefreshTokenSink {
         return poller.pollUntilDone({ abortSignal: signal });
       });
     } catch (err) {
-      if (!isSecretNotFound(err)) throw err;
+      // Any 404 here means "nothing to delete", whatever code Key Vault put in the body.
+      if (statusOf(err) !== 404) throw err;
       // Nothing live: never stored, or an earlier opt-out deleted it but did not get to purge.
       try {
         deleted = await this.kv('delete', 'secrets/get', () => this.client.getDeletedSecret(name));
       } catch (inner) {
-        if (isSecretNotFound(inner)) return;
+        if (statusOf(inner) === 404) return;
         throw inner;
       }
     }
@@ -188,6 +215,31 @@ export class KeyVaultRefreshTokenStore implements RefreshTokenSink {
       // Purged meanwhile by a concurrent opt-out.
       if (statusOf(err) !== 404) throw err;
     }
+  }
+
+  /** The version of the user's live secret, or `undefined` when there is none. */
+  private async currentVersion(user: UserRef): Promise<string | undefined> {
+    const name = refreshTokenSecretName(user);
+    try {
+      const secret = await this.kv('read', 'secrets/get', () => this.client.getSecret(name));
+      return secret.properties.version;
+    } catch (err) {
+      if (isSecretNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private secretOptions(user: UserRef): SetSecretOptions {
+    const now = this.now();
+    return {
+      tags: {
+        tenantId: user.tenantId.toLowerCase(),
+        userId: user.userId.toLowerCase(),
+        storedAt: now.toISOString(),
+      },
+      contentType: REFRESH_TOKEN_CONTENT_TYPE,
+      expiresOn: new Date(now.getTime() + this.lifetimeMs),
+    };
   }
 
   /** setSecret, waiting out a name that Key Vault is still purging or recovering (both asynchronous). */

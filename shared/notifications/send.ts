@@ -1,4 +1,5 @@
 import type { Caller } from '../auth/caller';
+import { OptOuts, type Generation } from '../auth/opt-outs';
 import { AppError, toAppError } from '../errors';
 import { fingerprint, userKey, type UserRef } from '../ids';
 import type { SentNotification } from '../graph/client';
@@ -58,7 +59,11 @@ const STORED_MARKS = 10_000;
  */
 export class NotificationService {
   private readonly stored = new Map<string, string>();
-  private readonly writing = new Map<string, { hash: string; promise: Promise<void> }>();
+  private readonly writing = new Map<
+    string,
+    { hash: string; generation: Generation; promise: Promise<boolean> }
+  >();
+  private readonly optOuts: OptOuts;
 
   constructor(
     private readonly deps: {
@@ -70,9 +75,13 @@ export class NotificationService {
       deferredTokens?: { forget(user: UserRef): void };
       targetHostName: string | undefined;
       telemetry?: Telemetry;
+      /** The instance's opt-outs, shared with the deferred path (a private one by default). */
+      optOuts?: OptOuts;
       now?: () => Date;
     },
-  ) {}
+  ) {
+    this.optOuts = deps.optOuts ?? new OptOuts();
+  }
 
   private get telemetry(): Telemetry {
     return this.deps.telemetry ?? noTelemetry;
@@ -124,6 +133,7 @@ export class NotificationService {
     requestId: string | undefined,
     named: (appNotificationId: string) => void,
   ): Promise<SendResult> {
+    const generation = this.optOuts.since(caller);
     const now = this.deps.now?.() ?? new Date();
     const request = parseNotificationRequest(body, now);
     const notification = toGraphNotification(request, {
@@ -133,14 +143,32 @@ export class NotificationService {
     named(notification.appNotificationId);
     const { accessToken, refreshToken } = await this.deps.tokens.onBehalfOf(caller);
     if (request.deliverAt !== undefined && Date.parse(request.deliverAt) > now.getTime()) {
-      return this.schedule(caller, request, notification.appNotificationId, refreshToken, now, requestId);
+      return this.schedule(
+        caller,
+        request,
+        notification.appNotificationId,
+        refreshToken,
+        now,
+        requestId,
+        generation,
+      );
     }
     // The vault write runs beside the Graph call and does not fail the send: the notification
     // matters now, the stored token only later (the next request stores it if this write failed).
     // It is awaited before answering, because the platform may freeze the worker after that.
-    const storing = this.storeIfChanged(caller, refreshToken).catch((err: unknown) => {
-      log.warn('Storing the refresh token failed; the next request will try again.', {
-        code: err instanceof AppError ? err.code : 'internal_error',
+    const storing = this.storeIfChanged(caller, refreshToken, generation).catch((err: unknown) => {
+      // Sent anyway; but until a later request stores it, this user's deferred sends fail
+      // (not_registered): say so where an operator can find the users it happened to.
+      const code = err instanceof AppError ? err.code : 'internal_error';
+      log.warn(
+        "Storing the refresh token failed: the notification is sent, but this user's deferred sends fail until a later request stores it.",
+        { code, tenantId: caller.tenantId, userId: caller.userId },
+      );
+      this.telemetry.trackEvent('RefreshTokenStoreFailed', {
+        tenantId: caller.tenantId,
+        userId: caller.userId,
+        reason: code,
+        trigger: 'http',
       });
     });
     try {
@@ -167,6 +195,7 @@ export class NotificationService {
     refreshToken: string | undefined,
     now: Date,
     requestId: string | undefined,
+    generation: Generation,
   ): Promise<SendResult> {
     // The deferred send redeems the stored token: here the write must have happened.
     if (!refreshToken) {
@@ -174,7 +203,7 @@ export class NotificationService {
         detail: 'The identity service returned no refresh token (is offline_access granted?).',
       });
     }
-    await this.storeIfChanged(caller, refreshToken);
+    await this.storeIfChanged(caller, refreshToken, generation);
     const deliverAt = request.deliverAt!;
     await this.deps.queue.enqueue(
       {
@@ -190,13 +219,18 @@ export class NotificationService {
 
   /** Opt-in: exchanges the caller's token and stores the refresh token, always (no send). */
   async register(caller: Caller): Promise<void> {
+    const generation = this.optOuts.since(caller);
     const { refreshToken } = await this.deps.tokens.onBehalfOf(caller);
     if (!refreshToken) {
       throw new AppError('upstream_rejected', {
         detail: 'The identity service returned no refresh token (is offline_access granted?).',
       });
     }
-    await this.deps.refreshTokens.save(caller, refreshToken);
+    // An opt-out that arrived while this exchanged wins: it came later, so it has the last word.
+    const wrote = await this.optOuts.write(caller, generation, () =>
+      this.deps.refreshTokens.save(caller, refreshToken),
+    );
+    if (!wrote) return;
     this.mark(caller, refreshToken);
     this.telemetry.trackEvent('RefreshTokenStored', {
       tenantId: caller.tenantId,
@@ -205,11 +239,14 @@ export class NotificationService {
     });
   }
 
-  /** Opt-out: deletes the stored refresh token and forgets the user's tokens in memory. */
+  /**
+   * Opt-out: deletes the stored refresh token and forgets the user's tokens in memory. Final on
+   * this instance: what is already running for the user stores and caches nothing after it, and
+   * writes already under way finish before the delete.
+   */
   async unregister(user: UserRef): Promise<void> {
     const k = userKey(user);
-    // A write still running from a concurrent send must not land after the delete.
-    await this.writing.get(k)?.promise.catch(() => undefined);
+    await this.optOuts.optOut(user);
     this.stored.delete(k);
     this.deps.tokens.forget(user);
     this.deps.deferredTokens?.forget(user);
@@ -221,29 +258,39 @@ export class NotificationService {
     });
   }
 
-  private storeIfChanged(user: UserRef, refreshToken: string | undefined): Promise<void> {
-    if (!refreshToken) return Promise.resolve();
+  /** Stores the refresh token when it changed, unless the user opted out since `generation`. */
+  private async storeIfChanged(
+    user: UserRef,
+    refreshToken: string | undefined,
+    generation: Generation,
+  ): Promise<void> {
+    if (!refreshToken) return;
     const k = userKey(user);
     const h = fingerprint(refreshToken);
-    if (this.stored.get(k) === h) return Promise.resolve();
+    if (this.stored.get(k) === h) return;
     // Concurrent requests with the same new token share one write.
     const inflight = this.writing.get(k);
-    if (inflight?.hash === h) return inflight.promise;
-    const promise = this.deps.refreshTokens
-      .save(user, refreshToken)
-      .then(() => {
+    if (inflight?.hash === h && inflight.generation === generation) {
+      await inflight.promise;
+      return;
+    }
+    const promise = this.optOuts
+      .write(user, generation, () => this.deps.refreshTokens.save(user, refreshToken))
+      .then((wrote) => {
+        if (!wrote) return false;
         this.mark(user, refreshToken);
         this.telemetry.trackEvent('RefreshTokenStored', {
           tenantId: user.tenantId,
           userId: user.userId,
           cause: 'changed',
         });
+        return true;
       })
       .finally(() => {
         if (this.writing.get(k)?.promise === promise) this.writing.delete(k);
       });
-    this.writing.set(k, { hash: h, promise });
-    return promise;
+    this.writing.set(k, { hash: h, generation, promise });
+    await promise;
   }
 
   private mark(user: UserRef, refreshToken: string): void {

@@ -223,6 +223,65 @@ describe('delete (opt-out)', () => {
   });
 });
 
+describe('conditional writes and deletes (another instance, no shared memory)', () => {
+  it('replace writes over the version it redeemed, and nothing else', async () => {
+    await store.save(alice(), token());
+    const loaded = (await store.load(alice()))!;
+    const rotated = token();
+    await expect(store.replace(alice(), rotated, loaded.version)).resolves.toBe(true);
+    expect(vault.current(nameOf(alice()))?.value).toBe(rotated);
+    // The stored token moved on (the user stored a new one): a stale write-back does nothing.
+    await expect(store.replace(alice(), token(), loaded.version)).resolves.toBe(false);
+    expect(vault.current(nameOf(alice()))?.value).toBe(rotated);
+  });
+
+  it('replace after an opt-out resurrects nothing, deleted-and-waiting or purged', async () => {
+    await store.save(alice(), token());
+    const loaded = (await store.load(alice()))!;
+    await store.delete(alice());
+    await expect(store.replace(alice(), token(), loaded.version)).resolves.toBe(false);
+    expect(vault.liveNames()).toEqual([]);
+    expect(vault.count('set')).toBe(1);
+    expect(vault.count('purge')).toBe(1);
+  });
+
+  it('replace racing a delete between its read and its write leaves the deleted copy alone', async () => {
+    await store.save(alice(), token());
+    const loaded = (await store.load(alice()))!;
+    const held = vault.holds.hold((r) => r.op === 'set');
+    const replacing = store.replace(alice(), token(), loaded.version);
+    await held.reached;
+    // Another instance opts the user out, but gets only as far as the soft delete.
+    await new SecretClient(vault.url, credential, { disableChallengeResourceVerification: true })
+      .beginDeleteSecret(nameOf(alice()))
+      .then((poller) => poller.pollUntilDone());
+    held.release();
+    await expect(replacing).resolves.toBe(false);
+    expect(vault.liveNames()).toEqual([]);
+    expect(vault.deletedNames()).toEqual([nameOf(alice())]);
+    expect(vault.count('purge')).toBe(0);
+  });
+
+  it('deleteIfCurrent deletes only the version it names', async () => {
+    await store.save(alice(), token());
+    const first = (await store.load(alice()))!;
+    await store.save(alice(), token());
+    await expect(store.deleteIfCurrent(alice(), first.version)).resolves.toBe(false);
+    expect(vault.liveNames()).toEqual([nameOf(alice())]);
+    const second = (await store.load(alice()))!;
+    await expect(store.deleteIfCurrent(alice(), second.version)).resolves.toBe(true);
+    expect(vault.liveNames()).toEqual([]);
+    expect(vault.deletedNames()).toEqual([]);
+  });
+
+  it('takes any 404 while deleting or purging as "nothing there", whatever code the body carries', async () => {
+    const notFound = { status: 404, body: { error: { code: 'NotFound', message: 'gone' } } };
+    vault.faults.failNext(2, notFound);
+    await expect(store.delete(alice())).resolves.toBeUndefined();
+    expect(ops()).toEqual(['delete:404', 'getDeleted:404']);
+  });
+});
+
 describe('save over a soft-deleted copy', () => {
   async function leaveDeletedCopy(user: UserRef): Promise<void> {
     await store.save(user, token());

@@ -162,13 +162,15 @@ describe('AbsentUserTokens', () => {
     const store: StoredRefreshTokens = {
       load: async () => {
         calls.load++;
-        return { refreshToken: 'rt-1', storedAt };
+        return { refreshToken: 'rt-1', storedAt, version: 'v1' };
       },
-      save: async () => {
+      replace: async () => {
         calls.save++;
+        return true;
       },
-      delete: async () => {
+      deleteIfCurrent: async () => {
         calls.delete++;
+        return true;
       },
     };
     let redeemError: AppError | undefined;
@@ -184,6 +186,7 @@ describe('AbsentUserTokens', () => {
             refreshToken: 'rt-2',
           };
         },
+        forget: () => undefined,
       },
       silent,
       { now: () => now },
@@ -231,8 +234,8 @@ describe('AbsentUserTokens', () => {
 
   it('says not_registered when no token is stored', async () => {
     const tokens = new AbsentUserTokens(
-      { load: async () => undefined, save: async () => undefined, delete: async () => undefined },
-      { redeem: () => Promise.reject(new Error('must not be called')) },
+      { load: async () => undefined, replace: async () => false, deleteIfCurrent: async () => false },
+      { redeem: () => Promise.reject(new Error('must not be called')), forget: () => undefined },
       silent,
     );
     await expect(tokens.accessTokenFor(user)).rejects.toMatchObject({ code: 'not_registered' });
