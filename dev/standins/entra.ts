@@ -13,7 +13,7 @@ import {
   type JWTPayload,
 } from 'jose';
 import type { LocalTls } from '../tls';
-import { delay, FaultQueue, readBody, sendJson, startHttps, type Fault } from './https';
+import { delay, FaultQueue, Holds, readBody, sendJson, startHttps, type Fault } from './https';
 import { SigningKeys } from './keys';
 import {
   API_APP,
@@ -84,6 +84,11 @@ export interface EntraStandIn {
    * to reach the stand-in again.
    */
   faults: FaultQueue;
+  /**
+   * Token answers a test holds back: the grant is done (tokens issued or refused, records written)
+   * and the answer waits until the test releases it, as a slow identity service would.
+   */
+  holds: Holds<{ grantType: string; userOid?: string }>;
   /** Token requests in arrival order. */
   requests: TokenRequestRecord[];
   /** Discovery-document and JWKS fetches (to see whether a client cached metadata). */
@@ -223,8 +228,15 @@ function splitScopes(scope: string): { oidc: Set<string>; resourceScopes: string
   };
 }
 
-function clientInfo(oid: string, tid: string): string {
-  return Buffer.from(JSON.stringify({ uid: oid, utid: tid })).toString('base64url');
+/** Entra's `client_info`: the user's home account, which for a B2B guest is not the guest object. */
+function clientInfo(user: DevUser): string {
+  const home = user.home ?? { oid: user.oid, tid: user.tid };
+  return Buffer.from(JSON.stringify({ uid: home.oid, utid: home.tid })).toString('base64url');
+}
+
+/** Claims only a guest's tokens carry: `idp`, the issuer of the home tenant that signed them in. */
+function guestClaims(user: DevUser): Record<string, unknown> {
+  return user.home ? { idp: `https://sts.windows.net/${user.home.tid}/` } : {};
 }
 
 function mfaClaimsChallenge(): string {
@@ -234,6 +246,7 @@ function mfaClaimsChallenge(): string {
 export async function startEntraStandIn(options: EntraStandInOptions): Promise<EntraStandIn> {
   const keys = new SigningKeys();
   const faults = new FaultQueue();
+  const holds = new Holds<{ grantType: string; userOid?: string }>();
   const requests: TokenRequestRecord[] = [];
   const hits = { openidConfiguration: 0, jwks: 0 };
   const tenants = new Set([DEV_TENANT_ID, OTHER_TENANT_ID]);
@@ -380,6 +393,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
       sub: pairwiseSub(user.oid, args.clientId),
       tid: user.tid,
       uti: b64url(16),
+      ...guestClaims(user),
     };
     if (args.permissions.length > 0) common.scp = args.permissions.join(' ');
     if (args.cp1) common.xms_cc = ['cp1'];
@@ -429,6 +443,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
       tid: user.tid,
       uti: b64url(16),
       ver: '2.0',
+      ...guestClaims(user),
     });
   }
 
@@ -471,7 +486,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
       body.refresh_token = newRefreshToken(args.user.oid, args.user.tid, args.clientId);
     }
     if (oidc.has('openid')) body.id_token = await signIdToken(args.user, args.clientId);
-    if (args.params.get('client_info') === '1') body.client_info = clientInfo(args.user.oid, args.user.tid);
+    if (args.params.get('client_info') === '1') body.client_info = clientInfo(args.user);
     return body;
   }
 
@@ -915,14 +930,21 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
       record.clientId = client.clientId;
       record.clientAuth = auth;
       const body = await runGrant(record.grantType, params, client, tid, record);
+      await holdIfAsked(record);
       sendJson(res, 200, body, { 'cache-control': 'no-store, no-cache', pragma: 'no-cache' });
     } catch (err) {
       if (!(err instanceof EntraError)) throw err;
       record.status = err.status;
       record.error = err.error;
       record.errorCode = err.code;
+      await holdIfAsked(record);
       sendEntraError(res, err, correlationId);
     }
+  }
+
+  /** Holds the answer (success or error alike) while a test's hold matches the request. */
+  async function holdIfAsked(record: TokenRequestRecord): Promise<void> {
+    await holds.pass({ grantType: record.grantType, ...(record.userOid ? { userOid: record.userOid } : {}) });
   }
 
   async function runGrant(
@@ -1046,6 +1068,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
     port: server.port,
     keys,
     faults,
+    holds,
     requests,
     hits,
     count: (grantType) => requests.filter((r) => grantType === undefined || r.grantType === grantType).length,

@@ -8,6 +8,9 @@ export const DEV_TENANT_ID = '7b1d4f00-0c1a-4e8e-9d2b-5a6f3c2e1d00';
 /** A second tenant, not allowed by default: for `tenant_not_allowed`. */
 export const OTHER_TENANT_ID = '9c2e5a11-3f4b-4c6d-8e7f-0a1b2c3d4e00';
 
+/** A partner organisation's tenant: the home tenant of the guest user below (B2B collaboration). */
+export const PARTNER_TENANT_ID = '2d4f6a80-1b3c-4d5e-8f90-a1b2c3d4e5f6';
+
 /** The app registration that represents graph-notify (its API and its OBO client). */
 export const API_APP = {
   clientId: '3f6a2b10-8d4c-4e1f-9a7b-2c5d0e6f1a00',
@@ -30,6 +33,12 @@ export interface DevUser {
   tid: string;
   displayName: string;
   upn: string;
+  /**
+   * For a B2B guest: the account in its home tenant. The guest's object in this tenant is `oid`,
+   * and its tokens say `tid` = this tenant; Entra's `client_info` (so msal's `homeAccountId`)
+   * names this home account instead, and the `idp` claim names the home tenant's issuer.
+   */
+  home?: { oid: string; tid: string };
 }
 
 export const DEV_USERS: readonly DevUser[] = [
@@ -53,6 +62,15 @@ export const DEV_USERS: readonly DevUser[] = [
     tid: DEV_TENANT_ID,
     displayName: 'Carol Local',
     upn: 'carol@graph-notify.local',
+  },
+  {
+    // A guest from a partner tenant, invited into this one: allowed (her tokens name this tenant).
+    name: 'gina',
+    oid: '06e57000-0000-4000-8000-000000000005',
+    tid: DEV_TENANT_ID,
+    displayName: 'Gina Guest',
+    upn: 'gina@partner.example',
+    home: { oid: '6e57a000-0000-4000-8000-000000000015', tid: PARTNER_TENANT_ID },
   },
   {
     name: 'mallory',

@@ -58,8 +58,12 @@ type Observation = { kind: 'response'; status: number; retryAfter: string | unde
 
 interface Partition {
   readonly key: string;
-  /** msal's home account id for a user of Entra ID: `{oid}.{tid}` (from client_info). */
-  readonly homeAccountId: string;
+  readonly user: UserRef;
+  /**
+   * msal's home account id for this user, as the identity service last named it (client_info):
+   * `{oid}.{tid}` of the home account, which for a B2B guest is not the caller's `oid`/`tid`.
+   */
+  homeAccountId: string;
   readonly authorityMetadata: string;
   app: ConfidentialClientApplication;
   /** Until when msal refuses to call the identity service again for this user (its own throttling). */
@@ -212,7 +216,7 @@ export class TokenService implements TokenExchange {
       }
       // The refresh token never reaches AuthenticationResult, and msal will not use it to renew
       // OBO tokens itself (#5330): it is read from the serialized cache, right after the exchange.
-      const refreshToken = this.settle(partition, app);
+      const refreshToken = this.settle(partition, app, result);
       return { accessToken: result.accessToken, refreshToken };
     } catch (err) {
       throw this.normalise(err, 'obo', partition, correlationId);
@@ -236,13 +240,12 @@ export class TokenService implements TokenExchange {
           correlationId,
         }),
       );
-      const owner = result.account?.homeAccountId.toLowerCase();
-      if (owner !== undefined && owner !== partition.homeAccountId) {
+      if (!isAccountOf(result.account, partition.user)) {
         // Another user's tokens must not stay in this user's cache.
         this.partitions.delete(partition.key);
         throw new AppError('invalid_grant', { detail: 'The stored refresh token belongs to another user.' });
       }
-      const after = this.settle(partition, app);
+      const after = this.settle(partition, app, result);
       return {
         accessToken: result.accessToken,
         expiresOn: result.expiresOn ?? new Date(Date.now() + 5 * 60_000),
@@ -278,6 +281,8 @@ export class TokenService implements TokenExchange {
     if (raced) return raced;
     const partition: Partition = {
       key,
+      user: { userId: user.userId, tenantId: user.tenantId },
+      // A member's home account is the caller's own object; a guest's is learnt from the first answer.
       homeAccountId: `${user.userId}.${user.tenantId}`.toLowerCase(),
       authorityMetadata: metadata,
       app: this.newApp(metadata),
@@ -340,10 +345,19 @@ export class TokenService implements TokenExchange {
    * bound the partition starts afresh (at most one more exchange for a still-valid assertion; the
    * refresh token was already handed out).
    */
-  private settle(partition: Partition, app: ConfidentialClientApplication): string | undefined {
+  private settle(
+    partition: Partition,
+    app: ConfidentialClientApplication,
+    result: AuthenticationResult,
+  ): string | undefined {
+    // msal files the refresh token under the home account that client_info named: for a B2B guest
+    // that is the account in the guest's home tenant, not the `oid`/`tid` of the caller's token.
+    const home = result.account?.homeAccountId.toLowerCase();
+    if (home && partition.app === app) partition.homeAccountId = home;
+    const owner = home ?? partition.homeAccountId;
     const cache = readCache(app);
     const refreshToken = Object.values(cache.RefreshToken ?? {}).find(
-      (rt) => rt.home_account_id?.toLowerCase() === partition.homeAccountId && rt.secret,
+      (rt) => rt.home_account_id?.toLowerCase() === owner && rt.secret,
     )?.secret;
     if (partition.app !== app) return refreshToken;
     if (countOf(cache.AccessToken) > this.maxTokensPerPartition) {
@@ -589,6 +603,19 @@ function loadClientCertificate(path: string): { thumbprintSha256: string; privat
     // The chain as PEM: msal sends it as x5c, which subject-name/issuer authentication needs.
     x5c: certificates.join('\n'),
   };
+}
+
+/**
+ * Whether msal's account is the user a token was asked for. The ID token's `oid`/`tid` (msal's
+ * `localAccountId`/`tenantId`) name the user in the tenant that issued it, guest or member; the home
+ * account id is the comparison only when no ID token came back.
+ */
+function isAccountOf(account: AuthenticationResult['account'], user: UserRef): boolean {
+  if (!account) return true;
+  const same = (a: string | undefined, b: string) => a?.toLowerCase() === b.toLowerCase();
+  if (account.localAccountId)
+    return same(account.localAccountId, user.userId) && same(account.tenantId, user.tenantId);
+  return same(account.homeAccountId, `${user.userId}.${user.tenantId}`);
 }
 
 function readCache(app: ConfidentialClientApplication): SerializedCache {
