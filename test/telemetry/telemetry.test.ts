@@ -232,3 +232,28 @@ it('exports the send-duration metric by outcome', async () => {
   expect(props(metric).outcome).toEqual(expect.any(String));
   expect(props(metric).trigger).toMatch(/^(http|queue)$/);
 });
+
+it('records a send-now whose refresh-token write failed, with the user, so operators can find them', async () => {
+  const { token, oid } = await tokenFor('telemetry-vault-down');
+  // Past the Key Vault client's own retries: the write fails, the send does not.
+  app.stack.keyVault!.faults.failNext(20, { status: 503 });
+  try {
+    const res = await send(token, { payload: { visualContent: { title: 'Your order shipped' } } });
+    expect(res.status).toBe(201);
+  } finally {
+    app.stack.keyVault!.faults.clear();
+  }
+  const event = await waitFor('RefreshTokenStoreFailed', () =>
+    ingestion.events('RefreshTokenStoreFailed').find((e) => props(e).userId === oid),
+  );
+  expect(props(event)).toMatchObject({
+    tenantId: devUser(oid).tid,
+    reason: 'upstream_unavailable',
+    trigger: 'http',
+  });
+  // The log line names the user (its properties may span a few lines of the host's output).
+  const output = app.host.output();
+  const at = output.indexOf('Storing the refresh token failed');
+  expect(at).toBeGreaterThanOrEqual(0);
+  expect(output.slice(at, at + 600)).toContain(oid);
+});
