@@ -29,7 +29,10 @@ async function userToken(app: TestApp, name: string): Promise<string> {
 }
 
 /** Sends the request and measures how long the app took to answer it. */
-async function timed(url: string, init: RequestInit): Promise<{ res: Response; elapsedMs: number; body: unknown }> {
+async function timed(
+  url: string,
+  init: RequestInit,
+): Promise<{ res: Response; elapsedMs: number; body: unknown }> {
   const started = Date.now();
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(BOUND_MS * 2) });
   const body: unknown = await res.json();
