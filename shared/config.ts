@@ -3,6 +3,21 @@ import { GUID } from './ids';
 
 export type ClientCredential = { kind: 'secret'; secret: string } | { kind: 'certificate'; path: string };
 
+/**
+ * How the app reaches its storage account's queues, from `AzureWebJobsStorage` as Azure Functions
+ * reads it: a connection string, or the identity-based form (`AzureWebJobsStorage__queueServiceUri`
+ * or `__accountName`) reached with the Function App's managed identity.
+ */
+export type StorageConnection =
+  | { kind: 'connectionString'; connectionString: string }
+  | {
+      kind: 'identity';
+      /** `https://{account}.queue.core.windows.net`, without a trailing slash. */
+      queueServiceUri: string;
+      /** A user-assigned identity's client id; undefined for the system-assigned one. */
+      clientId: string | undefined;
+    };
+
 export interface Config {
   readonly tenantId: string;
   readonly clientId: string;
@@ -19,10 +34,14 @@ export interface Config {
   readonly keyVaultUrl: string;
   /** Only for a vault whose host is not under its challenge's resource (the local stand-in). */
   readonly keyVaultDisableChallengeResourceVerification: boolean;
-  readonly storageConnection: string;
+  readonly storage: StorageConnection;
   readonly notificationsQueue: string;
   readonly appInsightsConnectionString: string | undefined;
 }
+
+// Storage account names: 3-24 lowercase letters and digits.
+const ACCOUNT_NAME = /^[a-z0-9]{3,24}$/;
+const STORAGE = 'AzureWebJobsStorage';
 
 // Azure Storage queue names: 3-63 lowercase letters, digits and single hyphens.
 const QUEUE_NAME = /^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$/;
@@ -113,6 +132,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     problems.push(`NOTIFICATIONS_QUEUE "${notificationsQueue}" is not a valid Azure Storage queue name`);
   }
 
+  const storage = storageConnection(get, url, guid, problems);
+
   const config: Config = {
     tenantId,
     clientId,
@@ -126,7 +147,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     targetHostName: get('TARGET_HOST_NAME'),
     keyVaultUrl,
     keyVaultDisableChallengeResourceVerification: flag('KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION'),
-    storageConnection: get('AzureWebJobsStorage') ?? 'UseDevelopmentStorage=true',
+    storage,
     notificationsQueue,
     appInsightsConnectionString: get('APPLICATIONINSIGHTS_CONNECTION_STRING'),
   };
@@ -136,4 +157,48 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     });
   }
   return Object.freeze(config);
+}
+
+/**
+ * `AzureWebJobsStorage`, as the Functions host resolves a connection name: the setting itself
+ * holds a connection string (`UseDevelopmentStorage=true` for Azurite); or settings under the
+ * prefix `AzureWebJobsStorage__` describe an identity-based connection. When both exist the exact
+ * name wins, as in the host. Nothing is assumed when neither is given: outside the local stack a
+ * silent fallback to development storage would only fail at the first scheduled send.
+ */
+function storageConnection(
+  get: (name: string) => string | undefined,
+  url: (name: string, value: string, httpsOnly: boolean) => string,
+  guid: (name: string, value: string) => void,
+  problems: string[],
+): StorageConnection {
+  const connectionString = get(STORAGE);
+  if (connectionString) return { kind: 'connectionString', connectionString };
+  const serviceUri = get(`${STORAGE}__queueServiceUri`);
+  const accountName = get(`${STORAGE}__accountName`);
+  const credential = get(`${STORAGE}__credential`);
+  const clientId = get(`${STORAGE}__clientId`);
+  if (!serviceUri && !accountName) {
+    problems.push(
+      `${STORAGE} is required: a storage connection string (UseDevelopmentStorage=true for Azurite), ` +
+        `or ${STORAGE}__queueServiceUri or ${STORAGE}__accountName for the managed identity`,
+    );
+    return { kind: 'connectionString', connectionString: '' };
+  }
+  if (credential && credential.toLowerCase() !== 'managedidentity') {
+    problems.push(`${STORAGE}__credential must be managedidentity, got "${credential}"`);
+  }
+  if (clientId) guid(`${STORAGE}__clientId`, clientId);
+  let queueServiceUri: string;
+  if (serviceUri) {
+    queueServiceUri = url(`${STORAGE}__queueServiceUri`, serviceUri, true);
+  } else {
+    const account = accountName ?? '';
+    if (!ACCOUNT_NAME.test(account)) {
+      problems.push(`${STORAGE}__accountName "${account}" is not a storage account name`);
+    }
+    // The public cloud's queue endpoint, as the host derives it from the account name.
+    queueServiceUri = `https://${account}.queue.core.windows.net`;
+  }
+  return { kind: 'identity', queueServiceUri, clientId };
 }

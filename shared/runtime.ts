@@ -9,6 +9,8 @@ import { GraphNotificationClient } from './graph/client';
 import { HealthService, httpProbe } from './health/health';
 import { DeferredDelivery } from './deferred/deliver';
 import { NotificationService } from './notifications/send';
+import { DEPENDENCY_BUDGET } from './http/dependency-budget';
+import { queueOrigin, queueServiceFrom } from './queue/connection';
 import { deferredQueueFrom } from './queue/deferred-queue';
 import { storageProbe } from './queue/probe';
 import { loadTelemetrySettings, startTelemetry, type Telemetry } from './telemetry';
@@ -23,7 +25,7 @@ export const telemetry: Telemetry = startTelemetry(loadTelemetrySettings(process
   identity: config.authorityHost,
   keyVault: config.keyVaultUrl,
   graph: config.graphBaseUrl,
-  storage: queueOrigin(config.storageConnection),
+  storage: queueOrigin(config.storage),
 });
 
 const workerLog = {
@@ -31,18 +33,38 @@ const workerLog = {
   warn: (message: string) => console.warn(message),
 };
 
+// Every dependency call below is held to DEPENDENCY_BUDGET, so that a request answers within
+// DEPENDENCY_BUDGET.requestMs even when one dependency accepts connections and never answers.
+
 // One read of the identity service's OpenID metadata per worker, for both of its consumers.
-const openIdMetadata = new OpenIdMetadataSource(config.authorityHost, config.tenantId);
+const openIdMetadata = new OpenIdMetadataSource(
+  config.authorityHost,
+  config.tenantId,
+  DEPENDENCY_BUDGET.identity.perTryMs,
+);
 
 export const callers = new CallerVerifier(config, { metadata: openIdMetadata });
 
-export const tokens = new TokenService(config, { log: workerLog, metadata: openIdMetadata });
+export const tokens = new TokenService(config, {
+  log: workerLog,
+  metadata: openIdMetadata,
+  requestTimeoutMs: DEPENDENCY_BUDGET.identity.perTryMs,
+});
 
-export const refreshTokens = createKeyVaultRefreshTokenStore(config, keyVaultCredential(process.env));
+export const refreshTokens = createKeyVaultRefreshTokenStore(config, keyVaultCredential(process.env), {
+  pollIntervalMs: DEPENDENCY_BUDGET.keyVaultPoll.intervalMs,
+  pollTimeoutMs: DEPENDENCY_BUDGET.keyVaultPoll.timeoutMs,
+});
 
-export const graph = new GraphNotificationClient({ baseUrl: config.graphBaseUrl });
+export const graph = new GraphNotificationClient({
+  baseUrl: config.graphBaseUrl,
+  timeoutMs: DEPENDENCY_BUDGET.graph.perTryMs,
+});
 
-export const deferredQueue = deferredQueueFrom(config.storageConnection, config.notificationsQueue);
+// Built at startup: the identity-based form without a managed identity stops the app here.
+const queueService = queueServiceFrom(config.storage, process.env);
+
+export const deferredQueue = deferredQueueFrom(queueService, config.notificationsQueue);
 
 // One record of opt-outs per worker: the opt-out and everything in flight for the user consult it.
 const optOuts = new OptOuts();
@@ -79,15 +101,5 @@ export const health = new HealthService([
   ),
   httpProbe('keyVault', `${config.keyVaultUrl}/secrets?api-version=7.5`),
   httpProbe('graph', `${config.graphBaseUrl}/me`),
-  storageProbe(config.storageConnection),
+  storageProbe(queueService.getQueueClient(config.notificationsQueue)),
 ]);
-
-/** The queue service's origin, to name storage dependencies; none for a connection string without one. */
-function queueOrigin(connection: string): string | undefined {
-  if (/^UseDevelopmentStorage=true$/i.test(connection)) return 'http://127.0.0.1:10001';
-  const endpoint = /(?:^|;)\s*QueueEndpoint=([^;]+)/i.exec(connection)?.[1];
-  if (endpoint) return endpoint;
-  const account = /(?:^|;)\s*AccountName=([^;]+)/i.exec(connection)?.[1];
-  const suffix = /(?:^|;)\s*EndpointSuffix=([^;]+)/i.exec(connection)?.[1] ?? 'core.windows.net';
-  return account ? `https://${account}.queue.${suffix}` : undefined;
-}

@@ -1,8 +1,11 @@
 // How the function reaches its Key Vault: the credential, chosen explicitly, and the SDK client.
-import { ClientSecretCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import { ClientSecretCredential, type TokenCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import type { Config } from '../config';
 import { AppError } from '../errors';
+import { boundedClientOptions } from '../http/azure-pipeline';
+import { DEPENDENCY_BUDGET } from '../http/dependency-budget';
+import { appServiceManagedIdentity } from './managed-identity';
 import { KeyVaultRefreshTokenStore, type KeyVaultRefreshTokenStoreOptions } from './refresh-token-store';
 
 const PUBLIC_CLOUD_AUTHORITY = 'login.microsoftonline.com';
@@ -21,6 +24,9 @@ const PUBLIC_CLOUD_AUTHORITY = 'login.microsoftonline.com';
  *   without them `ManagedIdentityCredential` would probe the instance-metadata address
  *   169.254.169.254, which must never happen outside Azure. No credential chain is used for the
  *   same reason.
+ *
+ * Its token requests get Key Vault's per-try timeout and tries (the identity service is on the
+ * path of every Key Vault call); @azure/identity's own default is 3 retries without a timeout.
  *
  * No network access at construction. Throws `invalid_config` naming what is missing.
  */
@@ -52,24 +58,34 @@ export function keyVaultCredential(env: Readonly<Record<string, string | undefin
       custom = url.hostname.toLowerCase() !== PUBLIC_CLOUD_AUTHORITY;
     }
     return new ClientSecretCredential(tenantId, clientId, secret, {
+      ...credentialOptions(),
       ...(authorityHost ? { authorityHost } : {}),
       // Otherwise msal asks login.microsoftonline.com about this host (instance discovery) and,
       // offline or in a private cloud, fails with endpoints_resolution_error.
       ...(custom ? { disableInstanceDiscovery: true } : {}),
     });
   }
-  if (!get('IDENTITY_ENDPOINT') || !get('IDENTITY_HEADER')) {
+  try {
+    return appServiceManagedIdentity(env, clientId, 'Key Vault', credentialOptions());
+  } catch (err) {
     throw new AppError('invalid_config', {
       detail:
         'No Key Vault credential: enable a managed identity on the Function App (IDENTITY_ENDPOINT and IDENTITY_HEADER are then set) or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.',
+      cause: err,
     });
   }
-  return clientId ? new ManagedIdentityCredential({ clientId }) : new ManagedIdentityCredential();
+}
+
+/** Key Vault's per-try timeout and tries for the credential; Key Vault's deadline covers it. */
+function credentialOptions() {
+  return boundedClientOptions(DEPENDENCY_BUDGET.keyVault, { deadline: false });
 }
 
 /**
- * The store for the app's vault. No network access until the first call. The SDK retries 429
- * and 5xx itself; two retries keep a request's worst case short, the queue retries later.
+ * The store for the app's vault. No network access until the first call. Each call is held to
+ * `DEPENDENCY_BUDGET.keyVault`: a per-try timeout (the SDK has none), 2 tries (the SDK default is
+ * 4) and a deadline for the whole call, which also cuts a `Retry-After` the SDK would wait out.
+ * Beyond that an HTTP caller gets 503 + Retry-After and the queue retries later.
  */
 export function createKeyVaultRefreshTokenStore(
   config: Pick<Config, 'keyVaultUrl' | 'keyVaultDisableChallengeResourceVerification'>,
@@ -78,7 +94,7 @@ export function createKeyVaultRefreshTokenStore(
 ): KeyVaultRefreshTokenStore {
   const client = new SecretClient(config.keyVaultUrl, credential, {
     disableChallengeResourceVerification: config.keyVaultDisableChallengeResourceVerification,
-    retryOptions: { maxRetries: 2 },
+    ...boundedClientOptions(DEPENDENCY_BUDGET.keyVault),
   });
   return new KeyVaultRefreshTokenStore(client, options);
 }

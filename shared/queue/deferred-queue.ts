@@ -1,5 +1,7 @@
-import { QueueClient } from '@azure/storage-queue';
+import type { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { AppError } from '../errors';
+import { callWithTries } from '../http/bounded-call';
+import { DEPENDENCY_BUDGET, type CallBudget } from '../http/dependency-budget';
 import type { DeferredMessage } from './message';
 import { toQueueText } from './message';
 
@@ -31,11 +33,15 @@ export class DeferredQueue {
   constructor(
     private readonly queue: QueueClient,
     private readonly poisonQueue: QueueClient,
+    private readonly budget: CallBudget = DEPENDENCY_BUDGET.storage,
   ) {}
 
   /** Creates both queues on first use (an enqueuing system may come before any message). */
-  private ensure(): Promise<void> {
-    this.ready ??= Promise.all([this.queue.createIfNotExists(), this.poisonQueue.createIfNotExists()]).then(
+  private ensure(abortSignal: AbortSignal): Promise<void> {
+    this.ready ??= Promise.all([
+      this.queue.createIfNotExists({ abortSignal }),
+      this.poisonQueue.createIfNotExists({ abortSignal }),
+    ]).then(
       () => undefined,
       (err: unknown) => {
         this.ready = undefined;
@@ -47,7 +53,8 @@ export class DeferredQueue {
 
   /**
    * Puts a message on the queue, hidden for `delaySec` (capped at the queue's 7-day limit).
-   * Side effect: one queue write. Throws `upstream_unavailable` when storage is unreachable.
+   * Side effect: one queue write. Throws `upstream_unavailable` when storage is unreachable or
+   * does not answer within the storage budget (per-try timeout, tries, deadline).
    */
   async enqueue(message: DeferredMessage, delaySec = 0): Promise<void> {
     await this.write(
@@ -64,12 +71,20 @@ export class DeferredQueue {
 
   private async write(client: QueueClient, text: string, visibilityTimeout: number): Promise<void> {
     try {
-      await this.ensure();
-      // -1: no expiry; the default of 7 days would silently drop a message hidden for 7 days.
-      await client.sendMessage(text, { visibilityTimeout, messageTimeToLive: -1 });
+      // A try that timed out may still have landed: a retry can then add a second copy. Delivery
+      // is idempotent by appNotificationId, as it must be for the queue's at-least-once anyway.
+      await callWithTries(
+        this.budget,
+        async (abortSignal) => {
+          await this.ensure(abortSignal);
+          // -1: no expiry; the default of 7 days would silently drop a message hidden for 7 days.
+          await client.sendMessage(text, { visibilityTimeout, messageTimeToLive: -1, abortSignal });
+        },
+        isTransientStorageError,
+      );
     } catch (err) {
       throw new AppError('upstream_unavailable', {
-        detail: `The queue ${client.name} could not be written.`,
+        detail: `The queue ${client.name} could not be written within ${this.budget.deadlineMs} ms.`,
         retryAfterSeconds: 5,
         cause: err,
       });
@@ -77,10 +92,14 @@ export class DeferredQueue {
   }
 }
 
-/** Both queues from a connection string. */
-export function deferredQueueFrom(connectionString: string, queueName: string): DeferredQueue {
-  return new DeferredQueue(
-    new QueueClient(connectionString, queueName),
-    new QueueClient(connectionString, `${queueName}-poison`),
-  );
+/** What the storage SDK's own retry policy retries: a failed connection, 500 and 503. */
+function isTransientStorageError(err: unknown): boolean {
+  if (!(err instanceof Error) || err.name !== 'RestError') return false;
+  const status = (err as Error & { statusCode?: number }).statusCode;
+  return status === undefined || status === 500 || status === 503;
+}
+
+/** Both queues (`queueName` and `<queueName>-poison`) of a queue service. */
+export function deferredQueueFrom(service: QueueServiceClient, queueName: string): DeferredQueue {
+  return new DeferredQueue(service.getQueueClient(queueName), service.getQueueClient(`${queueName}-poison`));
 }

@@ -1,13 +1,21 @@
-import { QueueServiceClient } from '@azure/storage-queue';
+import type { QueueClient } from '@azure/storage-queue';
 import type { DependencyProbe } from '../health/health';
 
-/** Storage is up when the queue service answers an authenticated request. */
-export function storageProbe(connectionString: string): DependencyProbe {
-  const client = QueueServiceClient.fromConnectionString(connectionString, { retryOptions: { maxTries: 1 } });
+/**
+ * Storage is up when it answers an authenticated request about the deferred queue (one try,
+ * health's timeout). A queue's properties, not the service's: with the identity-based connection
+ * the app's role (Storage Queue Data Contributor) covers a queue's metadata, not the account's
+ * settings. "No such queue" is an answer too: the queues are created on first use.
+ */
+export function storageProbe(queue: QueueClient): DependencyProbe {
   return {
     name: 'storage',
     async check(signal) {
-      await client.getProperties({ abortSignal: signal });
+      try {
+        await queue.getProperties({ abortSignal: signal });
+      } catch (err) {
+        if ((err as { statusCode?: unknown }).statusCode !== 404) throw err;
+      }
     },
   };
 }

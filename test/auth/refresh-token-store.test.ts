@@ -363,7 +363,7 @@ describe('failures', () => {
   });
 
   it('429 beyond the retry budget is upstream_unavailable with the last Retry-After', async () => {
-    vault.faults.failNext(2, { status: 429, retryAfter: 0 });
+    vault.faults.failNext(1, { status: 429, retryAfter: 0 });
     vault.faults.failNext(1, { status: 429, retryAfter: 7 });
     const rt = token();
     const err = await appError(store.save(alice(), rt));
@@ -374,20 +374,20 @@ describe('failures', () => {
       retryAfterSeconds: 7,
     });
     expect(err.detail).toMatch(/^Key Vault answered 429 Throttled while storing a refresh token/);
-    // The SDK retried twice on its own (maxRetries 2), then gave up without waiting.
-    expect(ops()).toEqual(['set:429', 'set:429', 'set:429']);
+    // The SDK retried once on its own (2 tries, the Key Vault budget), then gave up without waiting.
+    expect(ops()).toEqual(['set:429', 'set:429']);
     expect(vault.current(nameOf(alice()))).toBeUndefined();
     expect(everythingIn(err)).not.toContain(rt);
   });
 
   it('503 beyond the retry budget is upstream_unavailable; without Retry-After it suggests 5 s', async () => {
-    vault.faults.failNext(2, { status: 503, retryAfter: 0 });
+    vault.faults.failNext(1, { status: 503, retryAfter: 0 });
     vault.faults.failNext(1, { status: 503 });
     const err = await appError(store.load(alice()));
     expect(err).toMatchObject({ code: 'upstream_unavailable', retryAfterSeconds: 5 });
-    expect(ops()).toEqual(['get:503', 'get:503', 'get:503']);
+    expect(ops()).toEqual(['get:503', 'get:503']);
 
-    vault.faults.failNext(3, { status: 503, retryAfter: 0 });
+    vault.faults.failNext(2, { status: 503, retryAfter: 0 });
     // "0" would send our callers straight back: at least a second.
     expect((await appError(store.delete(alice()))).retryAfterSeconds).toBe(1);
   });

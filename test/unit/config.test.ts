@@ -8,7 +8,9 @@ const minimal = {
   ENTRA_CLIENT_ID: CLIENT,
   ENTRA_CLIENT_SECRET: 's',
   KEY_VAULT_URL: 'https://vault.example.net/',
+  AzureWebJobsStorage: 'UseDevelopmentStorage=true',
 };
+const { AzureWebJobsStorage: _storage, ...noStorage } = minimal;
 
 function problemsOf(env: Record<string, string>): string {
   try {
@@ -33,7 +35,7 @@ describe('loadConfig', () => {
       graphScopes: ['https://graph.microsoft.com/Notifications.ReadWrite.CreatedByApp', 'offline_access'],
       targetHostName: undefined,
       keyVaultUrl: 'https://vault.example.net',
-      storageConnection: 'UseDevelopmentStorage=true',
+      storage: { kind: 'connectionString', connectionString: 'UseDevelopmentStorage=true' },
       notificationsQueue: 'notifications-deferred',
       appInsightsConnectionString: undefined,
       credential: { kind: 'secret', secret: 's' },
@@ -80,6 +82,82 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...minimal, TARGET_HOST_NAME: '', GRAPH_BASE_URL: '' })).toMatchObject({
       targetHostName: undefined,
       graphBaseUrl: 'https://graph.microsoft.com/beta',
+    });
+  });
+
+  describe('AzureWebJobsStorage', () => {
+    it('is required: unset is a startup error naming the setting, not development storage', () => {
+      const detail = problemsOf(noStorage);
+      expect(detail).toContain('AzureWebJobsStorage is required');
+      expect(detail).toContain('AzureWebJobsStorage__queueServiceUri or AzureWebJobsStorage__accountName');
+      expect(problemsOf({ ...noStorage, AzureWebJobsStorage: '' })).toContain(
+        'AzureWebJobsStorage is required',
+      );
+    });
+
+    it('takes a connection string as given, development storage included', () => {
+      const account =
+        'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net';
+      expect(loadConfig({ ...noStorage, AzureWebJobsStorage: account }).storage).toEqual({
+        kind: 'connectionString',
+        connectionString: account,
+      });
+      expect(loadConfig(minimal).storage).toEqual({
+        kind: 'connectionString',
+        connectionString: 'UseDevelopmentStorage=true',
+      });
+    });
+
+    it('takes the identity-based form: a queue service URI, system-assigned identity', () => {
+      const config = loadConfig({
+        ...noStorage,
+        AzureWebJobsStorage__queueServiceUri: 'https://acct.queue.core.windows.net/',
+      });
+      expect(config.storage).toEqual({
+        kind: 'identity',
+        queueServiceUri: 'https://acct.queue.core.windows.net',
+        clientId: undefined,
+      });
+    });
+
+    it('takes the identity-based form: an account name, user-assigned identity', () => {
+      const identity = '5d1e8a20-6b3c-4f2a-9e1d-7c0b2a4f6e00';
+      const config = loadConfig({
+        ...noStorage,
+        AzureWebJobsStorage__accountName: 'acct',
+        AzureWebJobsStorage__credential: 'managedidentity',
+        AzureWebJobsStorage__clientId: identity,
+      });
+      expect(config.storage).toEqual({
+        kind: 'identity',
+        queueServiceUri: 'https://acct.queue.core.windows.net',
+        clientId: identity,
+      });
+    });
+
+    it('names malformed identity-based settings', () => {
+      const detail = problemsOf({
+        ...noStorage,
+        AzureWebJobsStorage__accountName: 'Not_An_Account',
+        AzureWebJobsStorage__credential: 'connectionstring',
+        AzureWebJobsStorage__clientId: 'nope',
+      });
+      expect(detail).toContain(
+        'AzureWebJobsStorage__accountName "Not_An_Account" is not a storage account name',
+      );
+      expect(detail).toContain('AzureWebJobsStorage__credential must be managedidentity');
+      expect(detail).toContain('AzureWebJobsStorage__clientId must be a GUID');
+      expect(
+        problemsOf({
+          ...noStorage,
+          AzureWebJobsStorage__queueServiceUri: 'http://acct.queue.core.windows.net',
+        }),
+      ).toContain('AzureWebJobsStorage__queueServiceUri must be an https URL');
+    });
+
+    it('prefers the connection string when both forms are set, as the Functions host does', () => {
+      const config = loadConfig({ ...minimal, AzureWebJobsStorage__accountName: 'acct' });
+      expect(config.storage.kind).toBe('connectionString');
     });
   });
 });
