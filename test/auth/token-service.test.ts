@@ -48,6 +48,7 @@ function config(overrides: Record<string, string> = {}): Config {
     ENTRA_CLIENT_SECRET: API_APP.clientSecret,
     ENTRA_AUTHORITY_HOST: entra.url,
     KEY_VAULT_URL: 'https://vault.invalid',
+    AzureWebJobsStorage: 'UseDevelopmentStorage=true',
     ...overrides,
   });
 }
