@@ -16,14 +16,18 @@ export interface FunctionHostProcess {
 const HOST_MAIN = path.join(APP_ROOT, 'dist', 'dev', 'host', 'main.js');
 
 /**
- * Starts the local Functions host in its own process, with `settings` as its environment and the
- * local CA trusted through NODE_EXTRA_CA_CERTS (Node reads it only as a process starts, which is
- * why the host is a separate process). Resolves when the host says it is listening.
+ * Starts the local Functions host in its own process, with `settings` as its environment: the CA
+ * it trusts is the `NODE_EXTRA_CA_CERTS` there (a local stack's settings name the right one). Node
+ * reads that variable only as a process starts, which is why the host is a separate process.
+ * Resolves when the host says it is listening.
  */
 export async function startFunctionHost(options: {
   settings: Record<string, string>;
   port: number;
-  /** The local CA to trust; not needed when the app calls nothing over HTTPS. */
+  /**
+   * A CA file to trust instead of the settings' `NODE_EXTRA_CA_CERTS`, for a host started without
+   * a local stack; not needed when the app calls nothing over HTTPS.
+   */
   caPath?: string;
   /** Run this function app instead of the repository's (`--app`). */
   appRoot?: string;

@@ -7,7 +7,7 @@ import { startGraphStandIn, type GraphStandIn } from './standins/graph';
 import { startIngestionStandIn, type IngestionStandIn } from './standins/ingestion';
 import { API_APP, DEV_TENANT_ID, FUNCTION_IDENTITY } from './standins/identities';
 import { startKeyVaultStandIn, type KeyVaultStandIn } from './standins/keyvault';
-import { ensureLocalTls, LOCAL_DIR, type LocalTls } from './tls';
+import { ensureLocalTls, LOCAL_DIR, trustedCaFile, type LocalTls } from './tls';
 
 export interface StackPorts {
   entra: number;
@@ -33,7 +33,10 @@ export interface StackOptions {
 }
 
 export interface LocalStack {
-  /** The settings the function host runs with: the given ones plus the started services'. */
+  /**
+   * The settings the function host runs with: the given ones plus the started services', and
+   * `NODE_EXTRA_CA_CERTS` naming the CA file to trust (see `trustedCaFile`).
+   */
   settings: Record<string, string>;
   tls: LocalTls;
   entra: EntraStandIn | undefined;
@@ -63,7 +66,7 @@ export async function freePort(): Promise<number> {
  * each only where its setting (`ENTRA_AUTHORITY_HOST`, `KEY_VAULT_URL`, `GRAPH_BASE_URL`,
  * `AzureWebJobsStorage`) is not given, and returns the settings that point the app at them.
  * The Key Vault and Graph stand-ins accept only tokens of the Entra stand-in, so starting either
- * starts that too.
+ * starts that too. The returned settings name the CA file the host must trust.
  */
 export async function startLocalStack(options: StackOptions): Promise<LocalStack> {
   // An empty value (as in a copied local.settings.sample.json) counts as not given.
@@ -170,6 +173,12 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
         await new QueueClient(azurite.connectionString, name).createIfNotExists();
       }
     }
+
+    // Decided here, once, for every host started on this stack: given endpoints keep the trust the
+    // environment gives them, and the stand-ins started (all served by the local CA) add theirs.
+    const standIn = Boolean(entra ?? keyVault ?? graph ?? ingestion);
+    const trust = trustedCaFile(given.NODE_EXTRA_CA_CERTS, standIn ? tls : undefined);
+    if (trust) settings.NODE_EXTRA_CA_CERTS = trust;
 
     return { settings, tls, entra, keyVault, graph, azurite, ingestion, started, stop };
   } catch (err) {

@@ -1,5 +1,7 @@
+import path from 'node:path';
 import { startFunctionHost } from './host-process';
 import { DEFAULT_PORTS } from './ports';
+import { APP_ROOT } from './root';
 import { localSettings } from './settings';
 import { AZURITE_DATA, startLocalStack } from './stack';
 
@@ -39,7 +41,6 @@ async function main(): Promise<void> {
     host = await startFunctionHost({
       settings: stack.settings,
       port: Number(given.PORT ?? DEFAULT_PORTS.functions),
-      caPath: stack.tls.caPath,
       echo: true,
     });
   } catch (err) {
@@ -55,6 +56,9 @@ async function main(): Promise<void> {
     '',
     `  Functions           ${api}`,
     ...stack.started.map((s) => `  ${s}`),
+    ...(stack.settings.NODE_EXTRA_CA_CERTS
+      ? [`  CAs trusted         ${trustNote(given, stack.settings)}`]
+      : []),
     '',
     'Try it:',
     `  curl -s ${api}/health`,
@@ -68,6 +72,16 @@ async function main(): Promise<void> {
     '',
   ];
   console.log(lines.join('\n'));
+}
+
+/** Which CA file the functions trust, and why: the environment's, the local CA's, or both. */
+function trustNote(given: Record<string, string>, settings: Record<string, string>): string {
+  const full = settings.NODE_EXTRA_CA_CERTS ?? '';
+  const file =
+    path.isAbsolute(full) && full.startsWith(APP_ROOT + path.sep) ? path.relative(APP_ROOT, full) : full;
+  if (!given.NODE_EXTRA_CA_CERTS) return `${file}  (the local CA)`;
+  if (given.NODE_EXTRA_CA_CERTS === full) return `${file}  (NODE_EXTRA_CA_CERTS as given)`;
+  return `${file}  (NODE_EXTRA_CA_CERTS and the local CA)`;
 }
 
 main().catch((err: unknown) => {

@@ -1,4 +1,4 @@
-import { webcrypto } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API.
@@ -27,13 +27,19 @@ function toPem(der: ArrayBuffer, label: string): string {
   return `-----BEGIN ${label}-----\n${b64.replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END ${label}-----\n`;
 }
 
-async function create(): Promise<{ ca: string; cert: string; key: string }> {
+/**
+ * A new CA (its private key kept only in memory, so nothing can be signed with it later) and a
+ * server certificate it signed for 127.0.0.1 / localhost / ::1, all as PEM.
+ */
+export async function createLoopbackTls(
+  caName = 'graph-notify local development CA',
+): Promise<{ ca: string; cert: string; key: string }> {
   x509.cryptoProvider.set(webcrypto as never);
   const now = Date.now();
   const caKeys = await webcrypto.subtle.generateKey(ALG, false, ['sign', 'verify']);
   const caCert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: Date.now().toString(16),
-    name: 'CN=graph-notify local development CA',
+    name: `CN=${caName}`,
     notBefore: new Date(now - DAY),
     notAfter: new Date(now + 825 * DAY),
     keys: caKeys as never,
@@ -94,7 +100,7 @@ export async function ensureLocalTls(): Promise<LocalTls> {
       return { caPath, ca: readFileSync(caPath, 'utf8'), cert, key: readFileSync(keyPath, 'utf8') };
     }
   }
-  const made = await create();
+  const made = await createLoopbackTls();
   mkdirSync(TLS_DIR, { recursive: true });
   // Written beside and renamed so a concurrent reader never sees half a file; the CA goes last
   // because its presence is what marks the set complete.
@@ -107,4 +113,45 @@ export async function ensureLocalTls(): Promise<LocalTls> {
     renameSync(`${file}.${process.pid}.tmp`, file);
   }
   return { caPath, ...made };
+}
+
+/**
+ * The file a process must get as `NODE_EXTRA_CA_CERTS` (read by Node only as a process starts, and
+ * only one file) to trust what the environment trusts and, when `local` is given because a
+ * stand-in was started, the local CA as well:
+ * - no local CA needed: the environment's file as it is (or none);
+ * - no CA in the environment: the local CA;
+ * - both: a bundle of the two under `.local/tls`, named by its content so that concurrent stacks
+ *   share it (the environment's file is left as it is, and used as it is when it already holds the
+ *   local CA).
+ * Side effect: may write that bundle. Throws when the environment's file cannot be read: silently
+ * dropping the user's CA is what made every given endpoint unreachable.
+ */
+export function trustedCaFile(
+  envCaPath: string | undefined,
+  local: LocalTls | undefined,
+): string | undefined {
+  const own = envCaPath?.trim() || undefined;
+  if (!local) return own;
+  if (!own) return local.caPath;
+  let text: string;
+  try {
+    text = readFileSync(path.resolve(own), 'utf8');
+  } catch (err) {
+    throw new Error(
+      `NODE_EXTRA_CA_CERTS names ${own}, which cannot be read (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
+  if (text.includes(local.ca.trim())) return own;
+  const bundle = `${text.trimEnd()}\n${local.ca}`;
+  const file = path.join(
+    TLS_DIR,
+    `trust-${createHash('sha256').update(bundle).digest('hex').slice(0, 16)}.pem`,
+  );
+  if (!existsSync(file)) {
+    mkdirSync(TLS_DIR, { recursive: true });
+    writeFileSync(`${file}.${process.pid}.tmp`, bundle);
+    renameSync(`${file}.${process.pid}.tmp`, file);
+  }
+  return file;
 }

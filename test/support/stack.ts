@@ -15,8 +15,9 @@ const PASSTHROUGH = ['PATH', 'HOME', 'TMPDIR', 'TEMP', 'TMP', 'SystemRoot', 'LAN
 
 /**
  * The whole app as `npm start` runs it, on free ports: stand-ins and Azurite in this process
- * and a child, and the local Functions host in its own process (it must start with the local CA in
- * NODE_EXTRA_CA_CERTS). `settings` are given to the stack, so what they name is not started.
+ * and a child, and the local Functions host in its own process (it must start with the CA to trust
+ * in NODE_EXTRA_CA_CERTS). `settings` are given to the stack, so what they name is not started;
+ * the environment's NODE_EXTRA_CA_CERTS is not passed on unless `settings` name it.
  */
 export async function startTestApp(
   options: {
@@ -36,7 +37,8 @@ export async function startTestApp(
   });
   let host: FunctionHostProcess;
   try {
-    host = await startFunctionHost({ settings: stack.settings, port: 0, caPath: stack.tls.caPath });
+    // The stack's settings name the CA file to trust, as for `npm start`.
+    host = await startFunctionHost({ settings: stack.settings, port: 0 });
   } catch (err) {
     await stack.stop();
     throw err;
