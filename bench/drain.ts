@@ -90,7 +90,7 @@ export async function measureDrain(options: {
   const vaultReadsBefore = stack.keyVault!.count('get');
   const vaultBefore = stack.keyVault!.operations.length;
 
-  const host = await startFunctionHost({ settings: options.settings, port: 0, caPath: stack.tls.caPath });
+  const host = await startFunctionHost({ settings: options.settings, port: 0 });
   const started = Date.now();
   const deadline = started + 180_000;
   let delivered = 0;

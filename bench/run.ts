@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     // The host's own per-invocation lines are written by the real host in its own process, not the
     // worker's: silenced here so they are not charged to the app (its own logs stay).
     const hostSettings = { ...stack.settings, LOCAL_HOST_LOG_LEVEL: 'warning' };
-    let host = await startFunctionHost({ settings: hostSettings, port: 0, caPath: stack.tls.caPath });
+    let host = await startFunctionHost({ settings: hostSettings, port: 0 });
     hosts.push(host);
 
     if (args.only.has('send')) {

@@ -30,7 +30,7 @@ export async function startBaselineServer(
   const child: ChildProcess = spawn(process.execPath, [script, mode], {
     env: {
       PATH: process.env.PATH ?? '',
-      NODE_EXTRA_CA_CERTS: stack.tls.caPath,
+      NODE_EXTRA_CA_CERTS: stack.settings.NODE_EXTRA_CA_CERTS ?? stack.tls.caPath,
       BENCH_TOKEN_ENDPOINT: stack.entra!.tokenEndpoint(DEV_TENANT_ID),
       BENCH_CLIENT_ID: API_APP.clientId,
       BENCH_CLIENT_SECRET: API_APP.clientSecret,

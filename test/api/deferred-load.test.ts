@@ -29,7 +29,6 @@ async function startHost(): Promise<FunctionHostProcess> {
       LOCAL_HOST_QUEUE_FETCH_VISIBILITY_SECONDS: '5',
     },
     port: 0,
-    caPath: stack.tls.caPath,
   });
   hosts.push(host);
   return host;
