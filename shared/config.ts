@@ -30,6 +30,14 @@ export interface Config {
   /** Graph root without a trailing slash, e.g. `https://graph.microsoft.com/beta`. */
   readonly graphBaseUrl: string;
   readonly graphScopes: readonly string[];
+  /** Teams activity feed channel: delegated scopes for its OBO exchange. */
+  readonly teamsScopes: readonly string[];
+  /** The Teams app's catalog id: the default `topic` and `teamsAppId` of every Teams request. */
+  readonly teamsAppId: string | undefined;
+  /** The app registration holds Teams' application permission: self-sends and `as: app` go as the app. */
+  readonly teamsSendAsApp: boolean;
+  /** Teams calls per second per tenant one instance allows itself. */
+  readonly teamsMaxRpsPerTenant: number;
   readonly targetHostName: string | undefined;
   readonly keyVaultUrl: string;
   /** Only for a vault whose host is not under its challenge's resource (the local stand-in). */
@@ -116,13 +124,24 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   const apiAudiences = list(get('API_AUDIENCES') ?? `api://${clientId},${clientId}`);
   const allowedTenantIds = list(get('ALLOWED_TENANT_IDS') ?? tenantId);
   if (get('ALLOWED_TENANT_IDS')) for (const t of allowedTenantIds) guid('ALLOWED_TENANT_IDS', t);
-  const graphScopes = (
-    get('GRAPH_SCOPES') ?? 'https://graph.microsoft.com/Notifications.ReadWrite.CreatedByApp offline_access'
-  )
-    .split(/\s+/)
-    .filter((s) => s.length > 0);
-  if (!graphScopes.includes('offline_access')) {
-    problems.push('GRAPH_SCOPES must include offline_access: deferred sends need the refresh token');
+  const scopes = (name: string, fallback: string): string[] => {
+    const value = (get(name) ?? fallback).split(/\s+/).filter((s) => s.length > 0);
+    if (!value.includes('offline_access')) {
+      problems.push(`${name} must include offline_access: deferred sends need the refresh token`);
+    }
+    return value;
+  };
+  const graphScopes = scopes(
+    'GRAPH_SCOPES',
+    'https://graph.microsoft.com/Notifications.ReadWrite.CreatedByApp offline_access',
+  );
+  const teamsScopes = scopes('TEAMS_SCOPES', 'https://graph.microsoft.com/TeamsActivity.Send offline_access');
+  const teamsAppId = get('TEAMS_APP_ID');
+  if (teamsAppId) guid('TEAMS_APP_ID', teamsAppId);
+  const rpsText = get('TEAMS_MAX_RPS_PER_TENANT') ?? '5';
+  const teamsMaxRpsPerTenant = Number(rpsText);
+  if (!/^\d+(\.\d+)?$/.test(rpsText) || !(teamsMaxRpsPerTenant > 0)) {
+    problems.push(`TEAMS_MAX_RPS_PER_TENANT must be a positive number, got "${rpsText}"`);
   }
 
   const keyVaultUrlRaw = required('KEY_VAULT_URL');
@@ -144,6 +163,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     allowedTenantIds,
     graphBaseUrl: url('GRAPH_BASE_URL', get('GRAPH_BASE_URL') ?? 'https://graph.microsoft.com/beta', true),
     graphScopes,
+    teamsScopes,
+    teamsAppId: teamsAppId?.toLowerCase(),
+    teamsSendAsApp: flag('TEAMS_SEND_AS_APP'),
+    teamsMaxRpsPerTenant,
     targetHostName: get('TARGET_HOST_NAME'),
     keyVaultUrl,
     keyVaultDisableChallengeResourceVerification: flag('KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION'),

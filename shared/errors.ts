@@ -15,6 +15,10 @@ export type ErrorCode =
   | 'upstream_rejected'
   | 'invalid_message'
   | 'not_registered'
+  | 'recipient_is_sender'
+  | 'recipient_not_found'
+  | 'teams_app_not_installed'
+  | 'app_permission_disabled'
   | 'invalid_grant'
   | 'dependency_unavailable'
   | 'invalid_config'
@@ -40,6 +44,14 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   upstream_rejected: { status: 502, title: 'Upstream service rejected the request', retryable: false },
   invalid_message: { status: 400, title: 'Invalid queue message', retryable: false },
   not_registered: { status: 409, title: 'User not registered for deferred notifications', retryable: false },
+  recipient_is_sender: { status: 400, title: 'Recipient is the sender', retryable: false },
+  recipient_not_found: { status: 404, title: 'Recipient not found', retryable: false },
+  teams_app_not_installed: {
+    status: 409,
+    title: 'Teams app not installed for the recipient',
+    retryable: false,
+  },
+  app_permission_disabled: { status: 403, title: 'Sending as the app is disabled', retryable: false },
   invalid_grant: { status: 401, title: 'Stored grant revoked or expired', retryable: false },
   dependency_unavailable: { status: 503, title: 'Dependency unavailable', retryable: true },
   invalid_config: { status: 500, title: 'Invalid configuration', retryable: false },
@@ -56,6 +68,8 @@ export interface AppErrorOptions {
   authenticate?: Record<string, string>;
   /** The service refused the credential we sent (e.g. Graph's 401): a cached token must go. */
   staleCredential?: boolean;
+  /** The service throttled us (429): for telemetry, which counts delayed sends. */
+  throttled?: boolean;
 }
 
 export class AppError extends Error {
@@ -68,6 +82,7 @@ export class AppError extends Error {
   readonly retryAfterSeconds: number | undefined;
   readonly authenticate: Readonly<Record<string, string>> | undefined;
   readonly staleCredential: boolean;
+  readonly throttled: boolean;
 
   constructor(code: ErrorCode, options: AppErrorOptions = {}) {
     const info = CODES[code];
@@ -80,6 +95,7 @@ export class AppError extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.authenticate = options.authenticate;
     this.staleCredential = options.staleCredential ?? false;
+    this.throttled = options.throttled ?? false;
   }
 }
 

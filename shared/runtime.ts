@@ -9,6 +9,10 @@ import { GraphNotificationClient } from './graph/client';
 import { HealthService, httpProbe } from './health/health';
 import { DeferredDelivery } from './deferred/deliver';
 import { NotificationService } from './notifications/send';
+import { notificationsChannel } from './channels/notifications';
+import { TenantPacer } from './channels/pacing';
+import { teamsChannel } from './channels/teams';
+import { TeamsActivityClient } from './channels/teams/client';
 import { DEPENDENCY_BUDGET } from './http/dependency-budget';
 import { queueOrigin, queueServiceFrom } from './queue/connection';
 import { deferredQueueFrom } from './queue/deferred-queue';
@@ -74,22 +78,44 @@ export const absentUserTokens = new AbsentUserTokens(refreshTokens, tokens, work
   optOuts,
 });
 
+// The channels: each validates, sends and answers; everything around a send is shared.
+const graphOrigin = new URL(config.graphBaseUrl).origin;
+export const notificationsOnGraph = notificationsChannel({
+  graph,
+  scopes: config.graphScopes,
+  targetHostName: config.targetHostName,
+});
+export const teams = teamsChannel({
+  client: new TeamsActivityClient({ graphOrigin, timeoutMs: DEPENDENCY_BUDGET.graph.perTryMs }),
+  scopes: config.teamsScopes,
+  defaults: { teamsAppId: config.teamsAppId, graphOrigin },
+  sendAsApp: config.teamsSendAsApp,
+});
+// One budget per tenant for this instance, shared by HTTP sends and queue messages.
+const pacer = new TenantPacer(config.teamsMaxRpsPerTenant);
+
 export const notifications = new NotificationService({
   tokens,
   refreshTokens,
   graph,
+  notifications: notificationsOnGraph,
   queue: deferredQueue,
   deferredTokens: absentUserTokens,
   targetHostName: config.targetHostName,
+  pacer,
+  teamsRps: config.teamsMaxRpsPerTenant,
   telemetry,
   optOuts,
 });
 
 export const deferredDelivery = new DeferredDelivery({
   tokens: absentUserTokens,
-  graph,
+  channels: [notificationsOnGraph, teams],
   queue: deferredQueue,
-  targetHostName: config.targetHostName,
+  appTokens: tokens,
+  sendAsApp: config.teamsSendAsApp,
+  allowedTenantIds: config.allowedTenantIds,
+  pacer,
   telemetry,
 });
 

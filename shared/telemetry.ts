@@ -13,7 +13,9 @@ export type TelemetryEventName =
   | 'NotificationDeadLettered'
   | 'RefreshTokenStored'
   | 'RefreshTokenStoreFailed'
-  | 'RefreshTokenDeleted';
+  | 'RefreshTokenDeleted'
+  /** A Teams send was held back: by this instance's per-tenant pacing, or by Graph's 429. */
+  | 'TeamsThrottled';
 
 /**
  * What an event may carry: ids and codes only, by construction. Never a token, the notification's
@@ -24,6 +26,14 @@ export interface TelemetryProperties {
   /** The user's object id (oid). */
   userId?: string;
   appNotificationId?: string;
+  /** `notifications` (Graph notifications) or `teams` (the Teams activity feed). */
+  channel?: 'notifications' | 'teams';
+  /** A Teams activity's id (generated per request or message). */
+  activityId?: string;
+  /** `user` (on a user's behalf) or `app` (with the app's own permission). */
+  sender?: 'user' | 'app';
+  /** Milliseconds a send was held back (TeamsThrottled). */
+  delayMs?: number;
   /** `sent`, `scheduled`, `retry`, `dead-lettered`, or an error code. */
   outcome?: string;
   /** The error code that decided the outcome (a poison `reason`, a failure's code). */
@@ -49,6 +59,7 @@ export type TelemetryMetricName =
 export interface MetricDimensions {
   outcome: string;
   trigger?: 'http' | 'queue';
+  channel?: 'notifications' | 'teams';
 }
 
 /** Port: what the services record. Every method is fire-and-forget and never throws. */

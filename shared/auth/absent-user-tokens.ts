@@ -18,6 +18,7 @@ export interface RefreshTokenRedeemer {
   redeem(
     user: UserRef,
     refreshToken: string,
+    scopes?: readonly string[],
   ): Promise<{ accessToken: string; expiresOn: Date; refreshToken: string | undefined }>;
   /** Drops whatever the redeemer holds in memory for the user. */
   forget(user: UserRef): void;
@@ -77,30 +78,32 @@ export class AbsentUserTokens {
    * (the stored token was revoked or expired; it is deleted) or `upstream_unavailable`.
    * Side effects: may read, rewrite or delete the user's secret (secrets/get, set, delete, purge).
    */
-  accessTokenFor(user: UserRef): Promise<string> {
-    const k = userKey(user);
+  accessTokenFor(user: UserRef, scopes?: readonly string[]): Promise<string> {
+    // One refresh token serves every channel; each channel's scopes get their own access token.
+    const k = `${userKey(user)}|${scopes?.join(' ') ?? ''}`;
     const cached = this.tokens.get(k);
     if (cached && cached.expiresAt - this.expiryMarginMs > this.now())
       return Promise.resolve(cached.accessToken);
     const running = this.inflight.get(k);
     if (running) return running;
-    const acquiring = this.acquire(user, k).finally(() => this.inflight.delete(k));
+    const acquiring = this.acquire(user, k, scopes).finally(() => this.inflight.delete(k));
     this.inflight.set(k, acquiring);
     return acquiring;
   }
 
   /** Drops the user's access token from memory (e.g. after Graph refused it). */
   forget(user: UserRef): void {
-    this.tokens.delete(userKey(user));
+    const prefix = `${userKey(user)}|`;
+    for (const k of this.tokens.keys()) if (k.startsWith(prefix)) this.tokens.delete(k);
   }
 
-  private async acquire(user: UserRef, k: string): Promise<string> {
+  private async acquire(user: UserRef, k: string, scopes: readonly string[] | undefined): Promise<string> {
     const generation = this.optOuts.since(user);
     const stored = await this.store.load(user);
     if (!stored) throw notRegistered();
     let redeemed: Awaited<ReturnType<RefreshTokenRedeemer['redeem']>>;
     try {
-      redeemed = await this.redeemer.redeem(user, stored.refreshToken);
+      redeemed = await this.redeemer.redeem(user, stored.refreshToken, scopes);
       this.telemetry.trackMetric('RefreshTokenRedemptions', 1, { outcome: 'redeemed' });
     } catch (err) {
       this.telemetry.trackMetric('RefreshTokenRedemptions', 1, { outcome: codeOf(err) });

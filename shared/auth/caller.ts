@@ -12,6 +12,11 @@ export interface Caller {
   /** The caller's access token, kept only to be the OBO assertion. */
   readonly assertion: string;
   readonly expiresAt: Date;
+  /**
+   * The sign-in names the token carries (`preferred_username`, `upn`), lowercase: only to recognise
+   * the caller among recipients named by user principal name. Personal data: never logged.
+   */
+  readonly usernames?: readonly string[];
 }
 
 type CallerConfig = Pick<
@@ -80,6 +85,9 @@ export class CallerVerifier {
       scopes,
       assertion: token,
       expiresAt: new Date((payload.exp ?? 0) * 1000),
+      usernames: [payload.preferred_username, payload.upn]
+        .filter((n): n is string => typeof n === 'string' && n.length > 0)
+        .map((n) => n.toLowerCase()),
     };
   }
 

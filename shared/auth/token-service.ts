@@ -51,7 +51,7 @@ export interface RedeemedToken {
   refreshToken: string | undefined;
 }
 
-type Grant = 'obo' | 'redeem';
+type Grant = 'obo' | 'redeem' | 'app';
 
 /** What our network module saw of one msal request (keyed by its correlation id). */
 type Observation = { kind: 'response'; status: number; retryAfter: string | undefined } | { kind: 'failed' };
@@ -118,6 +118,9 @@ export class TokenService implements TokenExchange {
   private readonly scopes: string[];
   private readonly credential: Pick<Configuration['auth'], 'clientSecret' | 'clientCertificate'>;
   private readonly partitions = new Map<string, Partition>();
+  /** Client-credentials clients, one per tenant the app sends to as itself. */
+  private readonly appPartitions = new Map<string, Partition>();
+  private readonly appScopes: string[];
   private readonly flights = new Map<string, Promise<unknown>>();
   private readonly network: ObservingNetworkClient;
   private readonly maxPartitions: number;
@@ -136,11 +139,14 @@ export class TokenService implements TokenExchange {
     private readonly config: Pick<
       Config,
       'tenantId' | 'clientId' | 'credential' | 'authorityHost' | 'graphScopes'
-    >,
+    > &
+      Partial<Pick<Config, 'teamsScopes'>>,
     options: TokenServiceOptions = {},
   ) {
     this.authority = `${config.authorityHost}/${config.tenantId}`;
     this.scopes = [...config.graphScopes];
+    // The app's own token is for the resource the Teams scopes name (Graph, in its cloud).
+    this.appScopes = [`${resourceOf(config.teamsScopes?.[0] ?? 'https://graph.microsoft.com/x')}/.default`];
     this.maxPartitions = Math.max(1, options.maxPartitions ?? DEFAULT_MAX_PARTITIONS);
     this.maxTokensPerPartition = Math.max(
       1,
@@ -176,11 +182,25 @@ export class TokenService implements TokenExchange {
    * caches the result by assertion hash; concurrent calls share one request); the first call
    * reads the OpenID metadata. Needs the delegated GRAPH_SCOPES consented for this API.
    */
-  async onBehalfOf(caller: Caller): Promise<{ accessToken: string; refreshToken: string | undefined }> {
+  async onBehalfOf(
+    caller: Caller,
+    scopes: readonly string[] = this.scopes,
+  ): Promise<{ accessToken: string; refreshToken: string | undefined }> {
     const partition = await this.partitionFor(caller);
-    return this.singleFlight(`obo|${partition.key}|${fingerprint(caller.assertion)}`, () =>
-      this.exchange(partition, caller.assertion),
+    return this.singleFlight(
+      `obo|${partition.key}|${scopes.join(' ')}|${fingerprint(caller.assertion)}`,
+      () => this.exchange(partition, caller.assertion, [...scopes]),
     );
+  }
+
+  /**
+   * A token for the app itself in `tenantId` (client credentials, `{Graph}/.default`): what sends as
+   * the app use. msal keeps it until shortly before it expires; concurrent calls for one tenant
+   * share one request. Needs an application permission granted in that tenant (e.g.
+   * TeamsActivity.Send); Graph, not the identity service, refuses a token without it.
+   */
+  async forApp(tenantId: string): Promise<string> {
+    return this.singleFlight(`app|${tenantId.toLowerCase()}`, () => this.appToken(tenantId.toLowerCase()));
   }
 
   /**
@@ -188,10 +208,14 @@ export class TokenService implements TokenExchange {
    * refresh-token request to the identity service (concurrent calls with the same token share
    * it). Throws `invalid_grant` when the token was revoked or expired.
    */
-  async redeem(user: UserRef, refreshToken: string): Promise<RedeemedToken> {
+  async redeem(
+    user: UserRef,
+    refreshToken: string,
+    scopes: readonly string[] = this.scopes,
+  ): Promise<RedeemedToken> {
     const partition = await this.partitionFor(user);
-    return this.singleFlight(`redeem|${partition.key}|${fingerprint(refreshToken)}`, () =>
-      this.redeemIn(partition, refreshToken),
+    return this.singleFlight(`redeem|${partition.key}|${scopes.join(' ')}|${fingerprint(refreshToken)}`, () =>
+      this.redeemIn(partition, refreshToken, [...scopes]),
     );
   }
 
@@ -203,12 +227,13 @@ export class TokenService implements TokenExchange {
   private async exchange(
     partition: Partition,
     assertion: string,
+    scopes: string[],
   ): Promise<{ accessToken: string; refreshToken: string | undefined }> {
     const correlationId = randomUUID();
     const app = partition.app;
     try {
       const result = must(
-        await app.acquireTokenOnBehalfOf({ oboAssertion: assertion, scopes: this.scopes, correlationId }),
+        await app.acquireTokenOnBehalfOf({ oboAssertion: assertion, scopes, correlationId }),
       );
       // Serializing the cache costs more than the lookup: on a cache hit nothing in it changed.
       if (result.fromCache && partition.app === app && partition.refreshToken !== undefined) {
@@ -225,7 +250,11 @@ export class TokenService implements TokenExchange {
     }
   }
 
-  private async redeemIn(partition: Partition, refreshToken: string): Promise<RedeemedToken> {
+  private async redeemIn(
+    partition: Partition,
+    refreshToken: string,
+    scopes: string[],
+  ): Promise<RedeemedToken> {
     const correlationId = randomUUID();
     const app = partition.app;
     try {
@@ -235,7 +264,7 @@ export class TokenService implements TokenExchange {
       const result = must(
         await app.acquireTokenByRefreshToken({
           refreshToken,
-          scopes: this.scopes,
+          scopes,
           forceCache: true,
           correlationId,
         }),
@@ -253,6 +282,35 @@ export class TokenService implements TokenExchange {
       };
     } catch (err) {
       throw this.normalise(err, 'redeem', partition, correlationId);
+    } finally {
+      this.network.forget(correlationId);
+    }
+  }
+
+  private async appToken(tenantId: string): Promise<string> {
+    let partition = this.appPartitions.get(tenantId);
+    if (!partition) {
+      // The configured tenant's metadata is at hand; another tenant's msal reads itself, once.
+      const metadata =
+        tenantId === this.config.tenantId.toLowerCase() ? await this.authorityMetadata() : undefined;
+      partition = {
+        key: `app|${tenantId}`,
+        user: { userId: this.config.clientId, tenantId },
+        homeAccountId: '',
+        authorityMetadata: metadata ?? '',
+        app: this.newApp(metadata, `${this.config.authorityHost}/${tenantId}`),
+        throttledUntil: 0,
+      };
+      this.appPartitions.set(tenantId, partition);
+    }
+    const correlationId = randomUUID();
+    try {
+      const result = must(
+        await partition.app.acquireTokenByClientCredential({ scopes: this.appScopes, correlationId }),
+      );
+      return result.accessToken;
+    } catch (err) {
+      throw this.normalise(err, 'app', partition, correlationId);
     } finally {
       this.network.forget(correlationId);
     }
@@ -297,15 +355,18 @@ export class TokenService implements TokenExchange {
     return partition;
   }
 
-  private newApp(authorityMetadata: string): ConfidentialClientApplication {
+  private newApp(
+    authorityMetadata: string | undefined,
+    authority: string = this.authority,
+  ): ConfidentialClientApplication {
     return new ConfidentialClientApplication({
       auth: {
         clientId: this.config.clientId,
-        authority: this.authority,
+        authority,
         // Without it msal asks login.microsoftonline.com for instance discovery, whatever the host.
         knownAuthorities: [new URL(this.config.authorityHost).host],
         // Read once by this service: a new client per user then resolves the authority offline.
-        authorityMetadata,
+        ...(authorityMetadata ? { authorityMetadata } : {}),
         ...this.credential,
       },
       system: {
@@ -639,6 +700,12 @@ function isThrottling(status: number): boolean {
 function msalThrottleSeconds(retryAfter: string | undefined): number {
   const seconds = parseInt(retryAfter ?? '', 10);
   return Math.min(seconds > 0 ? seconds : MSAL_DEFAULT_THROTTLE_SEC, MSAL_MAX_THROTTLE_SEC);
+}
+
+/** The resource of a scope: `https://graph.microsoft.com/TeamsActivity.Send` → `https://graph.microsoft.com`. */
+function resourceOf(scope: string): string {
+  const slash = scope.lastIndexOf('/');
+  return slash > 'https://'.length ? scope.slice(0, slash) : 'https://graph.microsoft.com';
 }
 
 /** The AADSTS number msal kept from `error_codes` (typed string, a number at run time). */

@@ -1,20 +1,21 @@
-import { AppError, isAppError, toAppError } from '../errors';
-import type { Logger, NotificationSender, UserRef } from '../notifications/send';
-import { deterministicAppNotificationId, toGraphNotification } from '../notifications/request';
-import type { DeferredMessage } from '../queue/message';
-import { fromQueueMessage } from '../queue/message';
+import type { Channel, Envelope, Prepared, Sender } from '../channels/channel';
+import type { TenantPacer } from '../channels/pacing';
+import { AppError, toAppError } from '../errors';
+import { scopesOf, type Logger, type UserRef } from '../notifications/send';
+import { deterministicAppNotificationId } from '../notifications/request';
+import { fromQueueMessage, toQueueMessage, type QueueMessage, type ReceivedMessage } from '../queue/message';
 import type { PoisonRecord } from '../queue/deferred-queue';
 import { noTelemetry, type Telemetry, type TelemetryProperties } from '../telemetry';
 
 /** Port: the deferred queue, to put a message back for later and to give one up. */
 export interface DeferredQueuePort {
-  enqueue(message: DeferredMessage, delaySec: number): Promise<void>;
+  enqueue(message: QueueMessage, delaySec: number): Promise<void>;
   poison(record: PoisonRecord): Promise<void>;
 }
 
-/** Port: Graph access tokens for absent users. */
+/** Port: Graph access tokens for absent users, and the app's own. */
 export interface AbsentUserTokenSource {
-  accessTokenFor(user: UserRef): Promise<string>;
+  accessTokenFor(user: UserRef, scopes?: readonly string[]): Promise<string>;
   forget(user: UserRef): void;
 }
 
@@ -26,6 +27,7 @@ export interface MessageMeta {
 export type Outcome =
   | { kind: 'sent'; id: string; appNotificationId: string }
   | { kind: 'scheduled'; deliverAt: string; delaySec: number }
+  | { kind: 'paced'; delaySec: number }
   | { kind: 'retry'; reason: string; delaySec: number; attempt: number }
   | { kind: 'dead-lettered'; reason: string };
 
@@ -43,6 +45,11 @@ const FINAL: ReadonlySet<string> = new Set([
   'invalid_grant',
   'interaction_required',
   'upstream_rejected',
+  'recipient_is_sender',
+  'recipient_not_found',
+  'teams_app_not_installed',
+  'app_permission_disabled',
+  'tenant_not_allowed',
 ]);
 
 function backoffSec(attempt: number): number {
@@ -50,23 +57,34 @@ function backoffSec(attempt: number): number {
 }
 
 /**
- * Delivers one deferred message: sends it, puts it back for later (a future `deliverAt`, or a
- * transient failure, honouring Retry-After — without waiting inside the invocation), or gives it
- * up into `<queue>-poison` with a reason. Resolves when the message's fate is recorded; throws only
- * when even that failed (then the host retries the message as it is).
+ * Delivers one deferred message, whatever its channel: sends it (on the sender's behalf with their
+ * stored refresh token, or as the app), puts it back for later (a future `deliverAt`, the tenant's
+ * pacing budget spent, or a transient failure, honouring Retry-After — never waiting inside the
+ * invocation), or gives it up into `<queue>-poison` with a reason. Resolves when the message's fate
+ * is recorded; throws only when even that failed (then the host retries the message as it is).
  */
 export class DeferredDelivery {
+  private readonly channels: ReadonlyMap<string, Channel>;
+
   constructor(
     private readonly deps: {
       tokens: AbsentUserTokenSource;
-      graph: NotificationSender;
+      /** The channels messages name (a message without `channel` is `notifications`). */
+      channels: readonly Channel[];
       queue: DeferredQueuePort;
-      targetHostName: string | undefined;
+      /** The app's own token per tenant, for messages sent `as: app`. */
+      appTokens?: { forApp(tenantId: string): Promise<string> };
+      /** TEAMS_SEND_AS_APP, and the tenants an app send may go to (ALLOWED_TENANT_IDS). */
+      sendAsApp?: boolean;
+      allowedTenantIds?: readonly string[];
+      pacer?: TenantPacer;
       maxAttempts?: number;
       telemetry?: Telemetry;
       now?: () => Date;
     },
-  ) {}
+  ) {
+    this.channels = new Map(deps.channels.map((c) => [c.name, c]));
+  }
 
   private get telemetry(): Telemetry {
     return this.deps.telemetry ?? noTelemetry;
@@ -74,122 +92,188 @@ export class DeferredDelivery {
 
   /**
    * Records the fate of each message (`NotificationSent`, `NotificationScheduled`,
-   * `NotificationFailed` for a retry, `NotificationDeadLettered`) and how long handling it took.
+   * `NotificationFailed` for a retry, `NotificationDeadLettered`, `TeamsThrottled` when paced)
+   * and how long handling it took.
    */
   async deliver(raw: unknown, meta: MessageMeta, log: Logger): Promise<Outcome> {
     const started = performance.now();
     let outcome = 'internal_error';
+    let channel: string | undefined;
     try {
-      const result = await this.handle(raw, meta, log);
+      const result = await this.handle(raw, meta, log, (name) => (channel = name));
       outcome = result.kind;
       return result;
     } finally {
       this.telemetry.trackMetric('NotificationSendDuration', performance.now() - started, {
         outcome,
         trigger: 'queue',
+        ...(channel === 'teams' ? { channel } : {}),
       });
     }
   }
 
-  private async handle(raw: unknown, meta: MessageMeta, log: Logger): Promise<Outcome> {
+  private async handle(
+    raw: unknown,
+    meta: MessageMeta,
+    log: Logger,
+    named: (channel: string) => void,
+  ): Promise<Outcome> {
     const now = this.deps.now?.() ?? new Date();
-    let message: DeferredMessage;
+    let message: ReceivedMessage;
     try {
-      message = fromQueueMessage(raw, now);
+      message = fromQueueMessage(raw);
     } catch (err) {
       return this.deadLetter(raw, undefined, meta, toAppError(err), log);
     }
+    named(message.channel);
+    const channel = this.channels.get(message.channel);
+    if (!channel) {
+      return this.deadLetter(
+        raw,
+        message,
+        meta,
+        new AppError('invalid_message', { detail: `No channel ${message.channel}.` }),
+        log,
+      );
+    }
     // A message put back for later is a new queue message: logs and the poison queue name the
     // sender's original one.
-    const messageId = message.originalMessageId ?? meta.messageId;
-    const context = {
-      messageId,
-      correlationId: message.correlationId,
-      tenantId: message.tenantId,
-      userId: message.userId,
-    };
+    const messageId = message.envelope.originalMessageId ?? meta.messageId;
+    const who = senderIds(message.sender);
+    const context = { messageId, correlationId: message.envelope.correlationId, ...who };
     const ids: TelemetryProperties = {
       trigger: 'queue',
       messageId,
-      tenantId: message.tenantId,
-      userId: message.userId,
-      ...(message.correlationId ? { correlationId: message.correlationId } : {}),
+      ...who,
+      ...(message.channel === 'teams' ? { channel: 'teams' as const } : {}),
+      ...(message.envelope.correlationId ? { correlationId: message.envelope.correlationId } : {}),
     };
+    let prepared: Prepared<unknown>;
     try {
       // The id a redelivery or a retried copy lands on: the sender's, or one derived from the
       // message id, which stays the same however often the queue delivers the message.
-      const notification = toGraphNotification(
-        message.notification,
-        {
-          targetHostName: this.deps.targetHostName,
-          appNotificationId: () =>
-            deterministicAppNotificationId(message.tenantId, message.userId, meta.messageId),
-        },
-        'invalid_message',
+      prepared = channel.prepare(message.body, now, 'invalid_message', () =>
+        deterministicAppNotificationId(who.tenantId, who.userId ?? 'app', meta.messageId),
       );
-      const pinned: DeferredMessage = {
-        ...message,
-        originalMessageId: messageId,
-        notification: { ...message.notification, appNotificationId: notification.appNotificationId },
-      };
-
-      const deliverAt = message.notification.deliverAt ? Date.parse(message.notification.deliverAt) : NaN;
-      if (deliverAt > now.getTime()) {
-        const delaySec = Math.ceil((deliverAt - now.getTime()) / 1000);
-        await this.deps.queue.enqueue(pinned, delaySec);
-        log.info('Deferred notification scheduled', { ...context, outcome: 'scheduled', delaySec });
-        this.telemetry.trackEvent('NotificationScheduled', {
-          ...ids,
-          appNotificationId: notification.appNotificationId,
-          outcome: 'scheduled',
-        });
-        return { kind: 'scheduled', deliverAt: message.notification.deliverAt!, delaySec };
-      }
-
-      try {
-        const token = await this.deps.tokens.accessTokenFor(message);
-        const sent = await this.deps.graph.send(token, notification, message.correlationId);
-        log.info('Deferred notification sent', {
-          ...context,
-          outcome: 'sent',
-          appNotificationId: notification.appNotificationId,
-        });
-        this.telemetry.trackEvent('NotificationSent', {
-          ...ids,
-          appNotificationId: notification.appNotificationId,
-          outcome: 'sent',
-        });
-        return { kind: 'sent', id: sent.id, appNotificationId: notification.appNotificationId };
-      } catch (err) {
-        const error = toAppError(err);
-        if (error.staleCredential) this.deps.tokens.forget(message);
-        if (FINAL.has(error.code)) return await this.deadLetter(raw, message, meta, error, log);
-        if (error.code !== 'upstream_unavailable') throw err;
-        return await this.retry(raw, pinned, meta, error, log, context, ids);
-      }
+      if (message.id) prepared = { ...prepared, id: message.id };
+      this.checkSender(channel, message.sender, prepared);
     } catch (err) {
-      if (isAppError(err) && err.code === 'invalid_message')
-        return this.deadLetter(raw, message, meta, err, log);
-      throw err;
+      return this.deadLetter(raw, message, meta, toAppError(err), log);
     }
+    const idsOf = { ...ids, ...channel.ids(prepared) };
+    const again = (envelope: Envelope, withDeliverAt: boolean): QueueMessage =>
+      toQueueMessage(
+        channel,
+        withDeliverAt ? prepared : { ...prepared, deliverAt: undefined },
+        message.sender,
+        { ...message.envelope, originalMessageId: messageId, ...envelope },
+      );
+
+    const deliverAt = prepared.deliverAt ? Date.parse(prepared.deliverAt) : NaN;
+    if (deliverAt > now.getTime()) {
+      const delaySec = Math.ceil((deliverAt - now.getTime()) / 1000);
+      await this.deps.queue.enqueue(again({}, true), delaySec);
+      log.info('Deferred notification scheduled', { ...context, outcome: 'scheduled', delaySec });
+      this.telemetry.trackEvent('NotificationScheduled', { ...idsOf, outcome: 'scheduled' });
+      return { kind: 'scheduled', deliverAt: prepared.deliverAt!, delaySec };
+    }
+
+    try {
+      const token =
+        message.sender.kind === 'app'
+          ? await this.appToken(message.sender.tenantId)
+          : await this.deps.tokens.accessTokenFor(message.sender.user, scopesOf(channel));
+      if (channel.paced && this.deps.pacer) {
+        const slot = this.deps.pacer.take(who.tenantId);
+        if (!slot.ok) {
+          // Over this instance's budget for the tenant: back on the queue until about its slot,
+          // not counted as a try, and no worker held while it waits.
+          const delaySec = Math.max(
+            1,
+            Math.ceil(this.deps.pacer.laterSlot(who.tenantId, slot.waitMs) / 1000),
+          );
+          await this.deps.queue.enqueue(again({}, false), delaySec);
+          this.telemetry.trackEvent('TeamsThrottled', {
+            ...idsOf,
+            reason: 'pacing',
+            delayMs: delaySec * 1000,
+          });
+          return { kind: 'paced', delaySec };
+        }
+      }
+      const sent = await channel.send(token, prepared, message.envelope.correlationId);
+      log.info('Deferred notification sent', { ...context, outcome: 'sent', ...channel.ids(prepared) });
+      this.telemetry.trackEvent('NotificationSent', { ...idsOf, outcome: 'sent' });
+      return {
+        kind: 'sent',
+        id: typeof sent.id === 'string' ? sent.id : prepared.id,
+        appNotificationId: prepared.id,
+      };
+    } catch (err) {
+      const error = toAppError(err);
+      if (error.staleCredential && message.sender.kind === 'user')
+        this.deps.tokens.forget(message.sender.user);
+      if (error.throttled) {
+        this.telemetry.trackEvent('TeamsThrottled', {
+          ...idsOf,
+          reason: 'graph',
+          ...(error.retryAfterSeconds !== undefined ? { delayMs: error.retryAfterSeconds * 1000 } : {}),
+        });
+      }
+      if (FINAL.has(error.code)) return this.deadLetter(raw, message, meta, error, log);
+      if (error.code !== 'upstream_unavailable') throw err;
+      return this.retry(raw, message, again, meta, error, log, context, idsOf);
+    }
+  }
+
+  /** Who may send what: the queue's own rules for a sender (the channel's for a caller's self-send). */
+  private checkSender(channel: Channel, sender: Sender, prepared: Prepared<unknown>): void {
+    if (sender.kind === 'app') {
+      if (!this.deps.sendAsApp) {
+        throw new AppError('app_permission_disabled', {
+          detail: 'The message asks to send as the app, and TEAMS_SEND_AS_APP is off.',
+        });
+      }
+      if (!(this.deps.allowedTenantIds ?? []).includes(sender.tenantId)) {
+        throw new AppError('tenant_not_allowed', {
+          detail: `Tenant ${sender.tenantId} is not one of ALLOWED_TENANT_IDS.`,
+        });
+      }
+      return;
+    }
+    // A delegated send must not be to the sender: Teams would not deliver it. Only the object id
+    // is known for a queued sender.
+    const kind = channel.senderFor(prepared.payload, { userId: sender.user.userId, usernames: [] });
+    if (kind === 'app') {
+      throw new AppError('recipient_is_sender', {
+        detail: 'A delegated Teams notification cannot go to its sender; send it "as": "app" instead.',
+      });
+    }
+  }
+
+  private appToken(tenantId: string): Promise<string> {
+    if (!this.deps.appTokens) {
+      return Promise.reject(new AppError('internal_error', { detail: 'No app token source is wired.' }));
+    }
+    return this.deps.appTokens.forApp(tenantId);
   }
 
   private async retry(
     raw: unknown,
-    message: DeferredMessage,
+    message: ReceivedMessage,
+    again: (envelope: Envelope, withDeliverAt: boolean) => QueueMessage,
     meta: MessageMeta,
     error: AppError,
     log: Logger,
     context: Record<string, unknown>,
     ids: TelemetryProperties,
   ): Promise<Outcome> {
-    const attempt = message.attempt ?? 1;
+    const attempt = message.envelope.attempt ?? 1;
     if (attempt >= (this.deps.maxAttempts ?? MAX_ATTEMPTS)) {
       return this.deadLetter(raw, message, meta, error, log);
     }
     const delaySec = error.retryAfterSeconds ?? backoffSec(attempt);
-    const { deliverAt: _past, ...notification } = message.notification;
-    await this.deps.queue.enqueue({ ...message, notification, attempt: attempt + 1 }, delaySec);
+    await this.deps.queue.enqueue(again({ attempt: attempt + 1 }, false), delaySec);
     log.warn('Deferred notification put back to retry', {
       ...context,
       outcome: 'retry',
@@ -199,7 +283,6 @@ export class DeferredDelivery {
     });
     this.telemetry.trackEvent('NotificationFailed', {
       ...ids,
-      appNotificationId: message.notification.appNotificationId,
       outcome: 'retry',
       reason: error.code,
       attempt,
@@ -209,39 +292,52 @@ export class DeferredDelivery {
 
   private async deadLetter(
     raw: unknown,
-    message: DeferredMessage | undefined,
+    message: ReceivedMessage | undefined,
     meta: MessageMeta,
     error: AppError,
     log: Logger,
   ): Promise<Outcome> {
+    const messageId = message?.envelope.originalMessageId ?? meta.messageId;
+    const correlationId = message?.envelope.correlationId;
     await this.deps.queue.poison({
       reason: error.code,
       detail: error.detail,
       failedAt: (this.deps.now?.() ?? new Date()).toISOString(),
-      messageId: message?.originalMessageId ?? meta.messageId,
+      messageId,
       dequeueCount: meta.dequeueCount,
-      ...(message?.attempt ? { attempt: message.attempt } : {}),
-      ...(message?.correlationId ? { correlationId: message.correlationId } : {}),
+      ...(message?.envelope.attempt ? { attempt: message.envelope.attempt } : {}),
+      ...(correlationId ? { correlationId } : {}),
       message: raw,
     });
+    const who = message ? senderIds(message.sender) : {};
     log.warn('Deferred notification dead-lettered', {
-      messageId: message?.originalMessageId ?? meta.messageId,
-      correlationId: message?.correlationId,
-      tenantId: message?.tenantId,
-      userId: message?.userId,
+      messageId,
+      correlationId,
+      ...who,
       outcome: 'dead-lettered',
       reason: error.code,
     });
-    const appNotificationId = message?.notification.appNotificationId;
     this.telemetry.trackEvent('NotificationDeadLettered', {
       trigger: 'queue',
-      messageId: message?.originalMessageId ?? meta.messageId,
-      ...(message ? { tenantId: message.tenantId, userId: message.userId } : {}),
-      ...(message?.correlationId ? { correlationId: message.correlationId } : {}),
-      ...(typeof appNotificationId === 'string' ? { appNotificationId } : {}),
+      messageId,
+      ...who,
+      ...(message?.channel === 'teams' ? { channel: 'teams' as const } : {}),
+      ...(correlationId ? { correlationId } : {}),
+      ...(message?.id
+        ? message.channel === 'teams'
+          ? { activityId: message.id }
+          : { appNotificationId: message.id }
+        : {}),
       outcome: 'dead-lettered',
       reason: error.code,
     });
     return { kind: 'dead-lettered', reason: error.code };
   }
+}
+
+/** The sender as logs and telemetry name it. */
+function senderIds(sender: Sender): { tenantId: string; userId?: string; sender?: 'app' } {
+  return sender.kind === 'app'
+    ? { tenantId: sender.tenantId, sender: 'app' }
+    : { tenantId: sender.user.tenantId, userId: sender.user.userId };
 }

@@ -1,5 +1,6 @@
 import { AppError } from '../errors';
 import { retryAfterSeconds } from '../http/retry-after';
+import { graphErrorCode, graphErrorMessage } from './errors';
 import type { GraphNotification } from '../notifications/request';
 
 export interface SentNotification {
@@ -108,23 +109,4 @@ function created(text: string): SentNotification {
     id: body.id,
     expirationDateTime: typeof body.expirationDateTime === 'string' ? body.expirationDateTime : '',
   };
-}
-
-function parseError(text: string): { code?: unknown; message?: unknown } | undefined {
-  try {
-    return (JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }).error;
-  } catch {
-    return undefined;
-  }
-}
-
-function graphErrorCode(text: string): string | undefined {
-  const code = parseError(text)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-// Graph's messages describe the request (e.g. which property it rejected), never the token.
-function graphErrorMessage(text: string): string {
-  const message = parseError(text)?.message;
-  return typeof message === 'string' && message.length > 0 ? `: ${message.slice(0, 300)}` : '';
 }

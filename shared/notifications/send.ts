@@ -1,23 +1,26 @@
 import type { Caller } from '../auth/caller';
 import { OptOuts, type Generation } from '../auth/opt-outs';
+import type { Channel, Prepared, Sender } from '../channels/channel';
+import { notificationsChannel } from '../channels/notifications';
+import type { TenantPacer } from '../channels/pacing';
+import { newActivityId } from '../channels/teams/activity';
 import { AppError, toAppError } from '../errors';
 import { fingerprint, userKey, type UserRef } from '../ids';
 import type { SentNotification } from '../graph/client';
-import type { DeferredMessage } from '../queue/message';
-import { noTelemetry, type Telemetry } from '../telemetry';
-import {
-  newAppNotificationId,
-  parseNotificationRequest,
-  toGraphNotification,
-  type GraphNotification,
-  type NotificationRequest,
-} from './request';
+import { toQueueMessage, type QueueMessage } from '../queue/message';
+import { noTelemetry, type Telemetry, type TelemetryProperties } from '../telemetry';
+import { newAppNotificationId, type GraphNotification } from './request';
 
 export type { UserRef } from '../ids';
 
 /** Port: the OBO exchange for a verified caller (the token service). */
 export interface TokenExchange {
-  onBehalfOf(caller: Caller): Promise<{ accessToken: string; refreshToken: string | undefined }>;
+  onBehalfOf(
+    caller: Caller,
+    scopes?: readonly string[],
+  ): Promise<{ accessToken: string; refreshToken: string | undefined }>;
+  /** A token for the app itself in a tenant (client credentials), for sends as the app. */
+  forApp?(tenantId: string): Promise<string>;
   /** Drops whatever is held in memory for the user. */
   forget(user: UserRef): void;
 }
@@ -39,7 +42,7 @@ export interface NotificationSender {
 
 /** Port: the deferred queue, for a send with a future `deliverAt`. */
 export interface DeferredScheduler {
-  enqueue(message: DeferredMessage, delaySec: number): Promise<void>;
+  enqueue(message: QueueMessage, delaySec: number): Promise<void>;
 }
 
 export type SendResult =
@@ -52,6 +55,11 @@ export interface Logger {
 }
 
 const STORED_MARKS = 10_000;
+/**
+ * The longest an HTTP send waits for this instance's per-tenant pacing slot before answering 503
+ * with Retry-After: a client app can live with a second; a queue message never waits (it is put back).
+ */
+export const PACING_MAX_WAIT_MS = 1000;
 
 /**
  * Send-now and registration, for a verified caller. Keeps, per worker, which refresh token it last
@@ -74,6 +82,12 @@ export class NotificationService {
       /** Deferred sends' in-memory access tokens: opting out must end those too. */
       deferredTokens?: { forget(user: UserRef): void };
       targetHostName: string | undefined;
+      /** The Graph notifications channel; built from `graph` and `targetHostName` when left out. */
+      notifications?: Channel;
+      /** Per-tenant pacing of paced channels (Teams). */
+      pacer?: TenantPacer;
+      /** The pacer's budget, for the 503's detail. */
+      teamsRps?: number;
       telemetry?: Telemetry;
       /** The instance's opt-outs, shared with the deferred path (a private one by default). */
       optOuts?: OptOuts;
@@ -81,7 +95,16 @@ export class NotificationService {
     },
   ) {
     this.optOuts = deps.optOuts ?? new OptOuts();
+    this.notifications =
+      deps.notifications ??
+      notificationsChannel({
+        graph: deps.graph,
+        scopes: [],
+        targetHostName: deps.targetHostName,
+      });
   }
+
+  private readonly notifications: Channel;
 
   private get telemetry(): Telemetry {
     return this.deps.telemetry ?? noTelemetry;
@@ -93,65 +116,95 @@ export class NotificationService {
    * outcome (`NotificationSent`, `NotificationScheduled` or `NotificationFailed`) and its duration.
    */
   async sendNow(caller: Caller, body: unknown, log: Logger, requestId?: string): Promise<SendResult> {
+    return (await this.send(this.notifications, caller, body, log, requestId)) as SendResult;
+  }
+
+  /**
+   * The same for any channel (`POST /api/activities` is Teams): validated before any exchange,
+   * sent as the caller or — where the channel says so — as the app, paced per tenant where the
+   * channel is. Answers the channel's 201 or 202 body.
+   */
+  async send(
+    channel: Channel,
+    caller: Caller,
+    body: unknown,
+    log: Logger,
+    requestId?: string,
+  ): Promise<Record<string, unknown>> {
     const started = performance.now();
-    const ids = { tenantId: caller.tenantId, userId: caller.userId, trigger: 'http' as const };
-    let appNotificationId: string | undefined;
+    const ids: TelemetryProperties = {
+      tenantId: caller.tenantId,
+      userId: caller.userId,
+      trigger: 'http',
+      ...(channel.name === 'teams' ? { channel: channel.name } : {}),
+    };
+    let named: TelemetryProperties = {};
+    const dimensions = {
+      trigger: 'http' as const,
+      ...(channel.name === 'teams' ? { channel: channel.name } : {}),
+    };
     try {
-      const result = await this.send(caller, body, log, requestId, (id) => (appNotificationId = id));
+      const result = await this.sendOn(
+        channel,
+        caller,
+        body,
+        log,
+        requestId,
+        (p) => (named = channel.ids(p)),
+      );
       const sent = result.status === 'sent';
       this.telemetry.trackEvent(sent ? 'NotificationSent' : 'NotificationScheduled', {
         ...ids,
-        appNotificationId: result.appNotificationId,
-        outcome: result.status,
+        ...named,
+        outcome: String(result.status),
         ...(!sent && requestId ? { correlationId: requestId } : {}),
       });
       this.telemetry.trackMetric('NotificationSendDuration', performance.now() - started, {
-        outcome: result.status,
-        trigger: 'http',
+        outcome: String(result.status),
+        ...dimensions,
       });
       return result;
     } catch (err) {
       const code = toAppError(err).code;
-      this.telemetry.trackEvent('NotificationFailed', {
-        ...ids,
-        ...(appNotificationId ? { appNotificationId } : {}),
-        outcome: code,
-        reason: code,
-      });
+      this.telemetry.trackEvent('NotificationFailed', { ...ids, ...named, outcome: code, reason: code });
       this.telemetry.trackMetric('NotificationSendDuration', performance.now() - started, {
         outcome: code,
-        trigger: 'http',
+        ...dimensions,
       });
       throw err;
     }
   }
 
-  private async send(
+  private async sendOn<P>(
+    channel: Channel<P>,
     caller: Caller,
     body: unknown,
     log: Logger,
     requestId: string | undefined,
-    named: (appNotificationId: string) => void,
-  ): Promise<SendResult> {
+    named: (prepared: Prepared<P>) => void,
+  ): Promise<Record<string, unknown>> {
     const generation = this.optOuts.since(caller);
     const now = this.deps.now?.() ?? new Date();
-    const request = parseNotificationRequest(body, now);
-    const notification = toGraphNotification(request, {
-      targetHostName: this.deps.targetHostName,
-      appNotificationId: newAppNotificationId,
-    });
-    named(notification.appNotificationId);
-    const { accessToken, refreshToken } = await this.deps.tokens.onBehalfOf(caller);
-    if (request.deliverAt !== undefined && Date.parse(request.deliverAt) > now.getTime()) {
-      return this.schedule(
-        caller,
-        request,
-        notification.appNotificationId,
-        refreshToken,
-        now,
-        requestId,
-        generation,
+    const prepared = channel.prepare(
+      body,
+      now,
+      'invalid_request',
+      channel.name === 'teams' ? newActivityId : newAppNotificationId,
+    );
+    named(prepared);
+    const as = channel.senderFor(prepared.payload, caller);
+    // Even a send that goes out as the app exchanges the caller's token: that checks the caller's
+    // consent, and the refresh token is kept for their later sends as for any other.
+    const { accessToken, refreshToken } = await this.deps.tokens.onBehalfOf(caller, scopesOf(channel));
+    if (prepared.deliverAt !== undefined && Date.parse(prepared.deliverAt) > now.getTime()) {
+      await this.mustStore(caller, refreshToken, generation);
+      const sender: Sender =
+        as === 'app' ? { kind: 'app', tenantId: caller.tenantId } : { kind: 'user', user: caller };
+      await this.deps.queue.enqueue(
+        toQueueMessage(channel, prepared, sender, requestId ? { correlationId: requestId } : {}),
+        (Date.parse(prepared.deliverAt) - now.getTime()) / 1000,
       );
+      return channel.scheduledBody(prepared);
     }
     // The vault write runs beside the Graph call and does not fail the send: the notification
     // matters now, the stored token only later (the next request stores it if this write failed).
@@ -172,49 +225,83 @@ export class NotificationService {
       });
     });
     try {
-      const sent = await this.deps.graph.send(accessToken, notification, requestId);
-      return {
-        status: 'sent',
-        id: sent.id,
-        appNotificationId: notification.appNotificationId,
-        expirationDateTime: sent.expirationDateTime,
-      };
+      if (channel.paced) await this.pace(caller.tenantId, channel, prepared);
+      const token = as === 'app' ? await this.appToken(caller.tenantId) : accessToken;
+      const sent = await channel.send(token, prepared, requestId);
+      return channel.sentBody(prepared, sent);
     } catch (err) {
       // The caller's retry must get a fresh token, not the cached one Graph refused.
       if (err instanceof AppError && err.staleCredential) this.deps.tokens.forget(caller);
+      if (err instanceof AppError && err.throttled)
+        this.throttled(caller.tenantId, channel, prepared, 'graph', err);
       throw err;
     } finally {
       await storing;
     }
   }
 
-  private async schedule(
+  /**
+   * Waits for a pacing slot at most PACING_MAX_WAIT_MS (a client app can afford that much),
+   * else answers 503 with the wait as Retry-After.
+   */
+  private async pace<P>(tenantId: string, channel: Channel<P>, prepared: Prepared<P>): Promise<void> {
+    const pacer = this.deps.pacer;
+    if (!pacer) return;
+    const deadline = performance.now() + PACING_MAX_WAIT_MS;
+    let waited = 0;
+    for (;;) {
+      const slot = pacer.take(tenantId);
+      if (slot.ok) break;
+      if (performance.now() + slot.waitMs > deadline) {
+        this.throttled(tenantId, channel, prepared, 'pacing', undefined, slot.waitMs);
+        throw new AppError('upstream_unavailable', {
+          detail: `This instance's Teams budget for the tenant (${this.deps.teamsRps ?? 5} per second) is spent; try again shortly.`,
+          retryAfterSeconds: Math.max(1, Math.ceil(slot.waitMs / 1000)),
+        });
+      }
+      waited += slot.waitMs;
+      await new Promise((resolve) => setTimeout(resolve, slot.waitMs));
+    }
+    if (waited > 0) this.throttled(tenantId, channel, prepared, 'pacing', undefined, waited);
+  }
+
+  private throttled<P>(
+    tenantId: string,
+    channel: Channel<P>,
+    prepared: Prepared<P>,
+    by: 'pacing' | 'graph',
+    err?: AppError,
+    delayMs?: number,
+  ): void {
+    this.telemetry.trackEvent('TeamsThrottled', {
+      tenantId,
+      ...channel.ids(prepared),
+      trigger: 'http',
+      reason: by,
+      ...(delayMs !== undefined ? { delayMs: Math.round(delayMs) } : {}),
+      ...(err?.retryAfterSeconds !== undefined ? { delayMs: err.retryAfterSeconds * 1000 } : {}),
+    });
+  }
+
+  private appToken(tenantId: string): Promise<string> {
+    if (!this.deps.tokens.forApp) {
+      return Promise.reject(new AppError('internal_error', { detail: 'No app token source is wired.' }));
+    }
+    return this.deps.tokens.forApp(tenantId);
+  }
+
+  /** A deferred send redeems the stored token: before scheduling one, the write must have happened. */
+  private async mustStore(
     caller: Caller,
-    request: NotificationRequest,
-    appNotificationId: string,
     refreshToken: string | undefined,
-    now: Date,
-    requestId: string | undefined,
     generation: Generation,
-  ): Promise<SendResult> {
-    // The deferred send redeems the stored token: here the write must have happened.
+  ): Promise<void> {
     if (!refreshToken) {
       throw new AppError('upstream_rejected', {
         detail: 'The identity service returned no refresh token (is offline_access granted?).',
       });
     }
     await this.storeIfChanged(caller, refreshToken, generation);
-    const deliverAt = request.deliverAt!;
-    await this.deps.queue.enqueue(
-      {
-        userId: caller.userId,
-        tenantId: caller.tenantId,
-        notification: { ...request, appNotificationId },
-        ...(requestId ? { correlationId: requestId } : {}),
-      },
-      (Date.parse(deliverAt) - now.getTime()) / 1000,
-    );
-    return { status: 'scheduled', appNotificationId, deliverAt };
   }
 
   /** Opt-in: exchanges the caller's token and stores the refresh token, always (no send). */
@@ -300,4 +387,9 @@ export class NotificationService {
     // Map keeps insertion order: the first key is the least recently stored.
     if (this.stored.size > STORED_MARKS) this.stored.delete(this.stored.keys().next().value!);
   }
+}
+
+/** A channel's scopes; none named means the token service's own (GRAPH_SCOPES). */
+export function scopesOf(channel: Pick<Channel, 'scopes'>): readonly string[] | undefined {
+  return channel.scopes.length > 0 ? channel.scopes : undefined;
 }

@@ -2,7 +2,7 @@ import type { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { AppError } from '../errors';
 import { callWithTries } from '../http/bounded-call';
 import { DEPENDENCY_BUDGET, type CallBudget } from '../http/dependency-budget';
-import type { DeferredMessage } from './message';
+import type { QueueMessage } from './message';
 import { toQueueText } from './message';
 
 /** A storage queue message can stay hidden at most 7 days. */
@@ -56,7 +56,7 @@ export class DeferredQueue {
    * Side effect: one queue write. Throws `upstream_unavailable` when storage is unreachable or
    * does not answer within the storage budget (per-try timeout, tries, deadline).
    */
-  async enqueue(message: DeferredMessage, delaySec = 0): Promise<void> {
+  async enqueue(message: QueueMessage, delaySec = 0): Promise<void> {
     await this.write(
       this.queue,
       toQueueText(message),

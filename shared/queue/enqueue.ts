@@ -1,7 +1,8 @@
 import type { QueueClient } from '@azure/storage-queue';
-import { fromQueueMessage, toQueueText, type DeferredMessage } from './message';
+import { parseNotificationRequest } from '../notifications/request';
+import { fromQueueMessage, toQueueText, type QueueMessage } from './message';
 
-export type { DeferredMessage } from './message';
+export type { DeferredMessage, QueueMessage, TeamsMessage } from './message';
 
 /**
  * For systems that notify users later: validates a message against the published schema, then
@@ -13,10 +14,12 @@ export type { DeferredMessage } from './message';
  */
 export async function enqueueDeferredNotification(
   queue: QueueClient,
-  message: DeferredMessage,
+  message: QueueMessage,
   options: { delaySec?: number } = {},
 ): Promise<{ messageId: string }> {
-  fromQueueMessage(message, new Date());
+  const read = fromQueueMessage(message);
+  // The time rules the schema cannot state; a Teams body's topic default depends on the service.
+  if (read.channel === 'notifications') parseNotificationRequest(read.body, new Date(), 'invalid_message');
   const sent = await queue.sendMessage(toQueueText(message), {
     visibilityTimeout: options.delaySec ? Math.ceil(options.delaySec) : undefined,
     // -1: never expire; the queue's default (7 days) would drop a message scheduled 7 days out.

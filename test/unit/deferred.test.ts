@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { AbsentUserTokens, type StoredRefreshTokens } from '../../shared/auth/absent-user-tokens';
+import { notificationsChannel } from '../../shared/channels/notifications';
 import { DeferredDelivery, MAX_ATTEMPTS, type DeferredQueuePort } from '../../shared/deferred/deliver';
 import { AppError } from '../../shared/errors';
 import type { GraphNotification } from '../../shared/notifications/request';
 import type { Logger, UserRef } from '../../shared/notifications/send';
-import type { DeferredMessage } from '../../shared/queue/message';
+import type { DeferredMessage, QueueMessage } from '../../shared/queue/message';
 import type { PoisonRecord } from '../../shared/queue/deferred-queue';
 
 // The deferred service with hand-written fakes of its ports; the real queue, vault, identity
@@ -19,8 +20,8 @@ const silent: Logger = { info: () => undefined, warn: () => undefined };
 class FakeQueue implements DeferredQueuePort {
   readonly enqueued: { message: DeferredMessage; delaySec: number }[] = [];
   readonly poisoned: PoisonRecord[] = [];
-  enqueue(message: DeferredMessage, delaySec: number): Promise<void> {
-    this.enqueued.push({ message, delaySec });
+  enqueue(message: QueueMessage, delaySec: number): Promise<void> {
+    this.enqueued.push({ message: message as DeferredMessage, delaySec });
     return Promise.resolve();
   }
   poison(record: PoisonRecord): Promise<void> {
@@ -37,15 +38,20 @@ function setup(options: { tokenError?: AppError; graphError?: AppError } = {}) {
       accessTokenFor: () => (options.tokenError ? Promise.reject(options.tokenError) : Promise.resolve('at')),
       forget: () => undefined,
     },
-    graph: {
-      send: (_token, notification) => {
-        if (options.graphError) return Promise.reject(options.graphError);
-        sent.push(notification);
-        return Promise.resolve({ id: `g-${sent.length}`, expirationDateTime: '2026-12-07T10:00:00Z' });
-      },
-    },
+    channels: [
+      notificationsChannel({
+        graph: {
+          send: (_token, notification) => {
+            if (options.graphError) return Promise.reject(options.graphError);
+            sent.push(notification);
+            return Promise.resolve({ id: `g-${sent.length}`, expirationDateTime: '2026-12-07T10:00:00Z' });
+          },
+        },
+        scopes: [],
+        targetHostName: 'app.example',
+      }),
+    ],
     queue,
-    targetHostName: 'app.example',
     now: () => NOW,
   });
   return { queue, sent, delivery };
