@@ -108,6 +108,12 @@ export interface EntraStandIn {
   ageRefreshTokens(seconds: number, user?: string): void;
   /** Lets a confidential client authenticate with a certificate (`client_assertion`). */
   registerClientCertificate(clientId: string, certificatePem: string): void;
+  /**
+   * The application permissions (app roles) granted to a client on a resource (its URI or app id):
+   * what its client-credentials tokens for that resource carry in `roles`. By default this API's
+   * registration holds `TeamsActivity.Send` on Microsoft Graph; an empty list takes it away.
+   */
+  setAppRoles(clientId: string, resourceId: string, roles: readonly string[]): void;
   close(): Promise<void>;
 }
 
@@ -296,7 +302,8 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
     {
       id: GRAPH_RESOURCE,
       aliases: [GRAPH_RESOURCE, GRAPH_APP_ID],
-      defaultPermissions: ['Notifications.ReadWrite.CreatedByApp'],
+      // The delegated permissions this API's registration holds on Graph (both channels').
+      defaultPermissions: ['Notifications.ReadWrite.CreatedByApp', 'TeamsActivity.Send'],
       // Graph accepts v1.0 tokens, so Entra issues those for it whatever endpoint is used.
       tokenVersion: 1,
     },
@@ -313,6 +320,17 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
       tokenVersion: apiTokenVersion,
     },
   ];
+
+  /** Per client, per resource id: the application permissions an admin granted (`roles`). */
+  const appRoles = new Map<string, Map<string, string[]>>([
+    [API_APP.clientId, new Map([[GRAPH_RESOURCE, ['TeamsActivity.Send']]])],
+  ]);
+
+  function resourceNamed(name: string): Resource {
+    const resource = resources.find((r) => r.aliases.includes(name.replace(/\/$/, '')));
+    if (!resource) throw new Error(`no resource ${name}`);
+    return resource;
+  }
 
   let url = '';
   const issuer = (tid: string = DEV_TENANT_ID) => `${url}/${tid}/v2.0`;
@@ -799,6 +817,9 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
       uti: b64url(16),
       ver: '1.0',
     };
+    // Entra leaves `roles` out when the app holds none on the resource.
+    const roles = appRoles.get(client.clientId)?.get(resource.id) ?? [];
+    if (roles.length > 0) claims.roles = [...roles];
     if (requestsCp1(params.get('claims'))) claims.xms_cc = ['cp1'];
     return {
       token_type: 'Bearer',
@@ -1126,6 +1147,12 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
         x5tS256: createHash('sha256').update(cert.raw).digest('base64url'),
         publicKey: cert.publicKey,
       });
+    },
+    setAppRoles(clientId, resourceId, roles) {
+      const resource = resourceNamed(resourceId);
+      const perClient = appRoles.get(clientId) ?? new Map<string, string[]>();
+      perClient.set(resource.id, [...roles]);
+      appRoles.set(clientId, perClient);
     },
     close: () => server.close(),
   };

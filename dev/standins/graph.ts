@@ -1,14 +1,39 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { gunzipSync, inflateSync } from 'node:zlib';
-import { decodeJwt, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
 import type { LocalTls } from '../tls';
-import { FaultQueue, delay, readBody, sendJson, startHttps, type Fault } from './https';
-import { GRAPH_APP_ID, GRAPH_RESOURCE } from './identities';
+import { FaultQueue, Holds, delay, readBody, sendJson, startHttps } from './https';
+import {
+  GRAPH_AUDIENCES,
+  GraphError,
+  UNREADABLE_JSON,
+  authenticate,
+  badRequest,
+  faultError,
+  graphErrorBody,
+  header,
+  parseJsonBody,
+  unauthorized,
+  type VerifyToken,
+} from './graph-http';
+import { STRING, readValue, type Shape } from './odata';
+import type { DevUser } from './identities';
+import { DEFAULT_ACTIVITY_TYPES, type ActivityTypeDeclaration } from './teams-body';
+import type { TeamsUserSpec } from './teams-directory';
+import {
+  DEFAULT_TEAMS_APP_CLIENT_IDS,
+  TEAMS_RATE_PER_SECOND,
+  createTeamsEndpoint,
+  type TeamsActivity,
+  type TeamsAttempt,
+  type TeamsHoldInfo,
+} from './teams';
 import { PAGE_CSP, renderNotificationsPage } from './graph-page';
 
 // Stand-in for Microsoft Graph's user notifications API (beta, deprecated upstream):
-// `POST /beta/me/notifications` with a delegated token carrying Notifications.ReadWrite.CreatedByApp.
+// `POST /beta/me/notifications` with a delegated token carrying Notifications.ReadWrite.CreatedByApp;
+// and for the Teams activity feed (`POST /v1.0/users/{id}/teamwork/sendActivityNotification`,
+// in teams.ts). Both show on the page at `/`.
 // Sources: learn.microsoft.com/graph/api/notifications-post (beta) and resources/projectrome-notification,
 // payloadtypes, visualproperties, targetpolicyendpoints, fallbackpolicy(properties); errors from
 // learn.microsoft.com/graph/errors. Where those are silent, behaviour follows what Graph does elsewhere.
@@ -19,20 +44,33 @@ export const MAX_EXPIRATION_DAYS = 30;
 /** Not in Graph's docs; the product contract states Graph's default is 7 days, so the stand-in uses it. */
 export const DEFAULT_EXPIRATION_DAYS = 7;
 /** Entra names Graph either way in `aud` (v1 tokens: the resource URI, with or without the slash). */
-export const GRAPH_AUDIENCES = [GRAPH_RESOURCE, `${GRAPH_RESOURCE}/`, GRAPH_APP_ID];
+export { GRAPH_AUDIENCES };
+export type { TeamsActivity, TeamsActor, TeamsAttempt, TeamsHoldInfo } from './teams';
+export type { ActivityTypeDeclaration } from './teams-body';
+export type { TeamsUserSpec } from './teams-directory';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
-/** jose's default skew in keys.verify is 300 s; the classification of a failure uses the same. */
-const CLOCK_SKEW_S = 300;
 
 export interface GraphStandInOptions {
   tls: LocalTls;
   /** 0 picks a free port. */
   port?: number;
   /** Throws when the token was not issued by the (stand-in) identity service for one of `audiences`. */
-  verifyToken: (token: string, audiences: string[]) => Promise<JWTPayload>;
-  /** Added before every answer to `POST …/me/notifications` (the benchmark sets it). */
+  verifyToken: VerifyToken;
+  /** Added before every answer to `POST …/me/notifications` and to the Teams endpoint (the benchmark sets it). */
   latencyMs?: number;
+  /** Teams: requests per second per app per tenant before 429; Graph documents 5. */
+  teamsRatePerSecond?: number;
+  /** Teams: the activity types the installed Teams app declares; default `approvalRequired`. */
+  teamsActivityTypes?: readonly ActivityTypeDeclaration[];
+  /** Teams: the app's name, shown as the actor of app-only notifications; default `graph-notify`. */
+  teamsAppName?: string;
+  /** Teams: Entra app ids whose Teams app users have installed; default this API's (API_APP). */
+  teamsAppClientIds?: readonly string[];
+  /** Teams: users added to the directory besides the dev users (made-up ones, for load tests). */
+  teamsUsers?: ReadonlyArray<string | TeamsUserSpec>;
+  /** Teams: the clock of the rate window, in ms since the epoch; default `Date.now`. */
+  clock?: () => number;
 }
 
 export interface VisualProperties {
@@ -110,46 +148,34 @@ export interface GraphStandIn {
   received(userOid?: string): ReceivedNotification[];
   /** Copies of the log of every POST, rejected ones included. */
   readonly attempts: GraphAttempt[];
+  /** Teams: the next N authorized requests answer with these instead (429 gets `Retry-After: 1` by default). */
+  teamsFaults: FaultQueue;
+  /** Teams: answers a test holds back; the request is fully processed (activity delivered) first. */
+  teamsHolds: Holds<TeamsHoldInfo>;
+  /** Teams: delivered activity feed items, oldest first; of one recipient (object id or UPN) if given. */
+  activities(recipient?: string): TeamsActivity[];
+  /** Teams: copies of the log of every request to the endpoint, rejected ones included. */
+  readonly teamsAttempts: TeamsAttempt[];
+  /** Teams: requests per second per app per tenant before 429; may be changed while running. */
+  teamsRatePerSecond: number;
+  /**
+   * Teams: adds a user to the directory (by default in DEV_TENANT_ID, with the Teams app
+   * installed) and returns it; the same name gives the same oid as `devUser(name)`.
+   */
+  addTeamsUser(nameOrOid: string, options?: { installed?: boolean; tenantId?: string }): DevUser;
+  /** Teams: installs or removes the Teams app for a user of the directory (name, oid or UPN). */
+  setTeamsAppInstalled(user: string, installed: boolean, tenantId?: string): void;
+  /**
+   * Clears both endpoints' records, faults, holds and the Teams rate windows; Teams install states
+   * go back to their initial values (users added with addTeamsUser stay).
+   */
   reset(): void;
   close(): Promise<void>;
 }
 
-/** A Graph error answer: `{"error":{"code","message","innerError":{…}}}`. */
-class GraphError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-    readonly body?: unknown,
-  ) {
-    super(message);
-  }
-}
-
-// Graph's own 401 challenge points at the identity service and names Graph's app id.
-const WWW_AUTHENTICATE = `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="${GRAPH_APP_ID}"`;
-
-function unauthorized(message: string): GraphError {
-  return new GraphError(401, 'InvalidAuthenticationToken', message, { 'www-authenticate': WWW_AUTHENTICATE });
-}
-
-const UNREADABLE_JSON =
-  'Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.';
-
 // ---------------------------------------------------------------------------------------------
-// Reading the body the way an OData service does: the declared properties of each type and
-// nothing else, primitive types checked, then the notification service's own rules.
+// Reading the body as OData does (odata.ts), then the notification service's own rules.
 
-type Shape =
-  | { kind: 'string' }
-  | { kind: 'int32' }
-  | { kind: 'dateTimeOffset' }
-  | { kind: 'enum'; type: string; members: readonly string[] }
-  | { kind: 'collection'; of: Shape }
-  | { kind: 'complex'; type: string; props: Readonly<Record<string, Shape>> };
-
-const STRING: Shape = { kind: 'string' };
 const VISUAL: Shape = {
   kind: 'complex',
   type: 'microsoft.graph.visualProperties',
@@ -196,113 +222,6 @@ const NOTIFICATION: Shape = {
 };
 
 const PLATFORM_TYPES = ['windows', 'ios', 'android', 'webPush'] as const;
-
-function odataError(message: string): GraphError {
-  return new GraphError(400, 'RequestBodyRead', message);
-}
-
-function badRequest(message: string): GraphError {
-  return new GraphError(400, 'BadRequest', message);
-}
-
-function nodeKind(value: unknown): string {
-  if (Array.isArray(value)) return 'StartArray';
-  if (value !== null && typeof value === 'object') return 'StartObject';
-  return 'PrimitiveValue';
-}
-
-function edmName(shape: Shape): string {
-  switch (shape.kind) {
-    case 'string':
-      return 'Edm.String';
-    case 'int32':
-      return 'Edm.Int32';
-    case 'dateTimeOffset':
-      return 'Edm.DateTimeOffset';
-    case 'enum':
-    case 'complex':
-      return shape.type;
-    case 'collection':
-      return `Collection(${edmName(shape.of)})`;
-  }
-}
-
-const DATE_TIME_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})$/i;
-
-/** Returns the value with its JSON shape checked (enums canonicalised); null stays null. */
-function readValue(value: unknown, shape: Shape, name: string): unknown {
-  if (value === null) return null;
-  const expected =
-    shape.kind === 'complex' ? 'StartObject' : shape.kind === 'collection' ? 'StartArray' : 'PrimitiveValue';
-  const found = nodeKind(value);
-  if (found !== expected) {
-    throw odataError(
-      `An unexpected '${found}' node was found for property named '${name}' when reading from the JSON reader. ` +
-        `A '${expected}' node was expected.`,
-    );
-  }
-  const cannotConvert = (): GraphError =>
-    odataError(
-      `Cannot convert the literal '${typeof value === 'string' ? value : JSON.stringify(value)}' to the expected type '${edmName(shape)}'.`,
-    );
-  switch (shape.kind) {
-    case 'string':
-      if (typeof value !== 'string') throw cannotConvert();
-      return value;
-    case 'int32': {
-      // Graph's own example posts `"displayTimeToLive": "60"` and is answered with a number.
-      const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < -2147483648 || n > 2147483647)
-        throw cannotConvert();
-      return n;
-    }
-    case 'dateTimeOffset':
-      if (typeof value !== 'string' || !DATE_TIME_OFFSET.test(value) || Number.isNaN(Date.parse(value))) {
-        throw cannotConvert();
-      }
-      return value;
-    case 'enum': {
-      // Enum members compared case-insensitively and answered in their declared casing.
-      const member =
-        typeof value === 'string'
-          ? shape.members.find((m) => m.toLowerCase() === value.toLowerCase())
-          : undefined;
-      if (!member) throw cannotConvert();
-      return member;
-    }
-    case 'collection':
-      return (value as unknown[]).map((item) => readValue(item, shape.of, name));
-    case 'complex':
-      return readComplex(value as Record<string, unknown>, shape);
-  }
-}
-
-function readComplex(
-  obj: Record<string, unknown>,
-  shape: Extract<Shape, { kind: 'complex' }>,
-): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(obj)) {
-    if (key === '@odata.type') {
-      const name = typeof value === 'string' ? value.replace(/^#/, '') : String(value);
-      if (name.toLowerCase() !== shape.type.toLowerCase()) {
-        throw odataError(
-          `A type named '${name}' could not be resolved by the model. When a model is available, each type name must resolve to a valid type.`,
-        );
-      }
-      continue;
-    }
-    const propShape = Object.prototype.hasOwnProperty.call(shape.props, key) ? shape.props[key] : undefined;
-    if (!propShape) {
-      throw odataError(
-        `The property '${key}' does not exist on type '${shape.type}'. ` +
-          'Make sure to only use property names that are defined by the type or mark the type as open type.',
-      );
-    }
-    out[key] = readValue(value, propShape, key);
-  }
-  return out;
-}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -420,73 +339,10 @@ export function validateNotification(body: unknown, now: number, id: string): Gr
 
 // ---------------------------------------------------------------------------------------------
 
-/** Graph's default answer for a status the fault queue asks for. */
-function faultError(fault: Fault): GraphError {
-  const headers: Record<string, string> = {};
-  // A 429 without Retry-After would not be Graph; 1 s keeps tests and retries quick.
-  const retryAfter = fault.retryAfter ?? (fault.status === 429 ? 1 : undefined);
-  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
-  const known: Record<number, [string, string]> = {
-    400: ['BadRequest', 'Invalid payload.'],
-    401: ['InvalidAuthenticationToken', 'Access token validation failure.'],
-    403: ['Forbidden', 'Caller is on the blocked list.'],
-    406: ['activityLimitReached', 'Request has been throttled or the server is busy.'],
-    429: ['TooManyRequests', 'Too many requests.'],
-    500: ['generalException', 'An unspecified error has occurred.'],
-    502: ['UnknownError', 'Bad gateway.'],
-    503: [
-      'serviceNotAvailable',
-      'The service is temporarily unavailable. Try the request again after a delay.',
-    ],
-    504: ['UnknownError', 'Gateway timeout.'],
-  };
-  const [code, message] = known[fault.status] ?? ['UnknownError', `Injected failure ${fault.status}.`];
-  return new GraphError(fault.status, code, message, headers, fault.body);
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
 interface Principal {
   oid: string;
   tid: string | undefined;
   upn: string | undefined;
-}
-
-async function authenticate(
-  req: IncomingMessage,
-  verifyToken: GraphStandInOptions['verifyToken'],
-): Promise<JWTPayload> {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header(req, 'authorization') ?? '');
-  const token = match?.[1];
-  if (!token) throw unauthorized('Access token is empty.');
-  let claims: JWTPayload;
-  try {
-    claims = await verifyToken(token, GRAPH_AUDIENCES);
-  } catch {
-    // The verifier's error types are its own; the claims tell which of Graph's messages applies.
-    let decoded: JWTPayload | undefined;
-    try {
-      decoded = decodeJwt(token);
-    } catch {
-      decoded = undefined;
-    }
-    const nowS = Date.now() / 1000;
-    if (decoded && typeof decoded.exp === 'number' && decoded.exp + CLOCK_SKEW_S < nowS) {
-      throw unauthorized('Access token has expired or is not yet valid.');
-    }
-    if (decoded && typeof decoded.nbf === 'number' && decoded.nbf - CLOCK_SKEW_S > nowS) {
-      throw unauthorized('Access token has expired or is not yet valid.');
-    }
-    const aud = decoded ? [decoded.aud ?? []].flat() : [];
-    if (decoded && !aud.some((a) => GRAPH_AUDIENCES.includes(a))) {
-      throw unauthorized('Access token validation failure. Invalid audience.');
-    }
-    throw unauthorized('Access token validation failure.');
-  }
-  return claims;
 }
 
 /** What a verified token may do here: a delegated call with the notifications scope. */
@@ -516,36 +372,6 @@ function authorize(claims: JWTPayload): Principal {
   };
 }
 
-function parseJsonBody(req: IncomingMessage, raw: Buffer): unknown {
-  const contentType = header(req, 'content-type');
-  if (!contentType) throw badRequest(UNREADABLE_JSON);
-  const mediaType = contentType.split(';')[0]!.trim().toLowerCase();
-  if (mediaType !== 'application/json') {
-    // What Graph's OData layer answers for a body it has no reader for (e.g. fetch's text/plain default).
-    throw new GraphError(
-      415,
-      'RequestBodyRead',
-      "A supported MIME type could not be found that matches the content type of the response. None of the supported type(s) 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false, application/json' matches the content type '" +
-        contentType +
-        "'.",
-    );
-  }
-  const encoding = (header(req, 'content-encoding') ?? 'identity').trim().toLowerCase();
-  let text: string;
-  try {
-    if (encoding === 'gzip') text = gunzipSync(raw).toString('utf8');
-    else if (encoding === 'deflate') text = inflateSync(raw).toString('utf8');
-    else text = raw.toString('utf8');
-  } catch {
-    throw badRequest(UNREADABLE_JSON);
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw badRequest(UNREADABLE_JSON);
-  }
-}
-
 export async function startGraphStandIn(options: GraphStandInOptions): Promise<GraphStandIn> {
   const store = new Map<string, ReceivedNotification>();
   const attempts: GraphAttempt[] = [];
@@ -553,22 +379,21 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
   let baseUrl = '';
 
   const state = { latencyMs: options.latencyMs ?? 0 };
+  let origin = '';
+  const teams = createTeamsEndpoint({
+    verifyToken: options.verifyToken,
+    activityTypes: options.teamsActivityTypes ?? DEFAULT_ACTIVITY_TYPES,
+    ratePerSecond: options.teamsRatePerSecond ?? TEAMS_RATE_PER_SECOND,
+    appName: options.teamsAppName ?? 'graph-notify',
+    appClientIds: options.teamsAppClientIds ?? DEFAULT_TEAMS_APP_CLIENT_IDS,
+    users: options.teamsUsers ?? [],
+    clock: options.clock ?? Date.now,
+    latencyMs: () => state.latencyMs,
+    // A local app builds `entityUrl` topics from its Graph base URL: this stand-in's origin.
+    graphOrigins: () => [origin],
+  });
 
-  function errorBody(err: GraphError, requestId: string, clientRequestId: string): unknown {
-    if (err.body !== undefined) return err.body;
-    return {
-      error: {
-        code: err.code,
-        message: err.message,
-        innerError: {
-          // Graph writes this without a zone or fraction: "2020-09-11T11:21:34".
-          date: new Date().toISOString().slice(0, 19),
-          'request-id': requestId,
-          'client-request-id': clientRequestId,
-        },
-      },
-    };
-  }
+  const errorBody = graphErrorBody;
 
   async function postNotification(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const requestId = randomUUID();
@@ -681,6 +506,7 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
     const path = url.pathname;
     const method = req.method ?? 'GET';
 
+    if (teams.matches(path)) return teams.handle(req, res, path);
     if (/^\/beta\/me\/notifications\/?$/i.test(path)) {
       if (method === 'POST') return postNotification(req, res, path);
       const requestId = randomUUID();
@@ -704,7 +530,12 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
       });
     }
     if (method === 'GET' && path === '/') {
-      const html = renderNotificationsPage(received(), { baseUrl, attempts: attempts.length });
+      const html = renderNotificationsPage(received(), {
+        baseUrl,
+        attempts: attempts.length,
+        activities: teams.activities(),
+        teamsAttempts: teams.attempts().length,
+      });
       res.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',
         'content-length': Buffer.byteLength(html),
@@ -723,6 +554,17 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
         { 'cache-control': 'no-store' },
       );
     }
+    if (method === 'GET' && path === '/_standin/activities') {
+      return sendJson(
+        res,
+        200,
+        { value: teams.activities(url.searchParams.get('user') ?? undefined) },
+        { 'cache-control': 'no-store' },
+      );
+    }
+    if (method === 'GET' && path === '/_standin/teams-attempts') {
+      return sendJson(res, 200, { value: teams.attempts() }, { 'cache-control': 'no-store' });
+    }
     if (method === 'GET' && path === '/_standin/attempts') {
       return sendJson(res, 200, { value: attempts.map((a) => ({ ...a })) }, { 'cache-control': 'no-store' });
     }
@@ -735,6 +577,7 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
     return sendJson(res, err.status, errorBody(err, requestId, requestId), { 'request-id': requestId });
   });
   baseUrl = `${server.url}/beta`;
+  origin = server.url;
 
   return {
     url: server.url,
@@ -751,10 +594,25 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
     get attempts() {
       return attempts.map((a) => ({ ...a }));
     },
+    teamsFaults: teams.faults,
+    teamsHolds: teams.holds,
+    activities: (recipient) => teams.activities(recipient),
+    get teamsAttempts() {
+      return teams.attempts();
+    },
+    get teamsRatePerSecond() {
+      return teams.ratePerSecond;
+    },
+    set teamsRatePerSecond(n: number) {
+      teams.ratePerSecond = n;
+    },
+    addTeamsUser: (nameOrOid, opts) => teams.addUser(nameOrOid, opts),
+    setTeamsAppInstalled: (user, installed, tenantId) => teams.setInstalled(user, installed, tenantId),
     reset() {
       store.clear();
       attempts.length = 0;
       faults.clear();
+      teams.reset();
     },
     close: () => server.close(),
   };
