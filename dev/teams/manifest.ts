@@ -49,25 +49,30 @@ export function toPackagedManifest(
   };
 }
 
-let validator: ValidateFunction | undefined;
+const validators = new Map<string, ValidateFunction>();
 
 /**
  * Validates against the vendored MicrosoftTeams.schema.json (teams/schema/). That schema declares
  * draft-04 in `$schema` yet uses draft-06/07 keywords (`const`, `if`/`then`) and none of draft-04's
- * own semantics (boolean `exclusiveMinimum`, `id` as a schema id); Ajv's draft-07 class therefore
+ * own semantics (boolean `exclusiveMinimum`, `id` as a schema id; the one keyword it puts beside a
+ * `$ref`, which draft-04 ignores, is a `type` equal to the target's); Ajv's draft-07 class therefore
  * validates it as written once `$schema` is set aside (Ajv 8 ships no draft-04 meta-schema).
  * test/teams/manifest.test.ts checks those facts of the vendored file, so a schema update that
  * breaks them fails there. Strict about unknown keywords; Microsoft's schema does not pass Ajv's
  * stricter style lints (`strictTypes`, `strictRequired`), which change no validation result.
  */
 export function validateManifest(manifest: unknown, dir: string = TEAMS_DIR): string[] {
+  const schemaFile = path.join(dir, 'schema', 'MicrosoftTeams.schema.json');
+  let validator = validators.get(schemaFile);
   if (!validator) {
-    const { $schema: _draft04, ...schema } = JSON.parse(
-      readFileSync(path.join(dir, 'schema', 'MicrosoftTeams.schema.json'), 'utf8'),
-    ) as Record<string, unknown>;
+    const { $schema: _draft04, ...schema } = JSON.parse(readFileSync(schemaFile, 'utf8')) as Record<
+      string,
+      unknown
+    >;
     const ajv = new Ajv({ allErrors: true, strict: true, strictTypes: false, strictRequired: false });
     addFormats(ajv);
     validator = ajv.compile(schema);
+    validators.set(schemaFile, validator);
   }
   if (validator(manifest)) return [];
   return (validator.errors ?? []).map(describe);
