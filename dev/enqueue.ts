@@ -1,56 +1,43 @@
-import { parseArgs } from 'node:util';
 import { QueueClient } from '@azure/storage-queue';
 import { enqueueDeferredNotification } from '../shared/queue/enqueue';
-import { DEV_TENANT_ID, devUser } from './standins/identities';
+import { toQueueText } from '../shared/queue/message';
+import { USAGE, UsageError, toEnqueueRequest } from './enqueue-message';
 import { localSettings } from './settings';
 
-// `npm run enqueue -- --user <oid|dev user> --tenant <tid> --title "…"`: what another system does
-// to notify a user later, against the queue the app reads (npm start's Azurite by default).
-
-const USAGE = `usage: npm run enqueue -- --user <oid or dev user name> [--tenant <tid>] --title "…" [--body "…"]
-                          [--in <seconds> | --deliver-at <ISO time>] [--id <appNotificationId>] [--correlation-id <id>]`;
+// `npm run enqueue -- --user <oid|dev user> --title "…"` (a Graph notification) or
+// `npm run enqueue -- --channel teams --user alice --to bob` (a Teams activity): what another
+// system does to notify a user later, against the queue the app reads (npm start's Azurite by
+// default).
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      user: { type: 'string' },
-      tenant: { type: 'string' },
-      title: { type: 'string' },
-      body: { type: 'string' },
-      in: { type: 'string' },
-      'deliver-at': { type: 'string' },
-      id: { type: 'string' },
-      'correlation-id': { type: 'string' },
-      help: { type: 'boolean' },
-    },
-  });
-  if (values.help || !values.user || !values.title) {
-    console.error(USAGE);
-    process.exit(values.help ? 0 : 2);
+  let request;
+  try {
+    request = toEnqueueRequest(process.argv.slice(2), new Date());
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`${err.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (request === 'help') {
+    console.log(USAGE);
+    return;
   }
   const settings = localSettings(process.env);
   const connection = settings.AzureWebJobsStorage || 'UseDevelopmentStorage=true';
   const queueName = settings.NOTIFICATIONS_QUEUE || 'notifications-deferred';
-  const user = devUser(values.user, values.tenant ?? DEV_TENANT_ID);
-  const deliverAt =
-    values['deliver-at'] ??
-    (values.in ? new Date(Date.now() + Number(values.in) * 1000).toISOString() : undefined);
 
   const queue = new QueueClient(connection, queueName);
   await queue.createIfNotExists();
-  const { messageId } = await enqueueDeferredNotification(queue, {
-    userId: user.oid,
-    tenantId: values.tenant ?? user.tid,
-    notification: {
-      payload: { visualContent: { title: values.title, ...(values.body ? { body: values.body } : {}) } },
-      ...(values.id ? { appNotificationId: values.id } : {}),
-      ...(deliverAt ? { deliverAt } : {}),
-    },
-    ...(values['correlation-id'] ? { correlationId: values['correlation-id'] } : {}),
-  });
-  console.log(
-    `Enqueued message ${messageId} on ${queueName} for user ${user.oid}${deliverAt ? `, to deliver at ${deliverAt}` : ''}.`,
-  );
+  let messageId: string;
+  if (request.channel === 'notifications') {
+    ({ messageId } = await enqueueDeferredNotification(queue, request.message));
+  } else {
+    // Base64 as the queue trigger reads it (host.json); -1: never expires while it waits. The app
+    // checks it on receipt: a message against the schema ends in the poison queue, reason
+    // invalid_message.
+    ({ messageId } = await queue.sendMessage(toQueueText(request.message), { messageTimeToLive: -1 }));
+  }
+  console.log(`Enqueued message ${messageId} on ${queueName} ${request.summary}.`);
 }
 
 main().catch((err: unknown) => {
