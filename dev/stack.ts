@@ -1,12 +1,15 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { QueueClient } from '@azure/storage-queue';
 import path from 'node:path';
 import { portOpen, startAzurite, type AzuritePorts, type RunningAzurite } from './azurite';
 import { startEntraStandIn, type EntraStandIn } from './standins/entra';
 import { startGraphStandIn, type GraphStandIn } from './standins/graph';
+import { activityTypesFromManifest } from './standins/teams-body';
 import { startIngestionStandIn, type IngestionStandIn } from './standins/ingestion';
 import { API_APP, DEV_TENANT_ID, FUNCTION_IDENTITY } from './standins/identities';
 import { startKeyVaultStandIn, type KeyVaultStandIn } from './standins/keyvault';
+import { APP_ROOT } from './root';
 import { ensureLocalTls, LOCAL_DIR, trustedCaFile, type LocalTls } from './tls';
 
 export interface StackPorts {
@@ -136,9 +139,15 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
         port: port('graph'),
         verifyToken: (token, audiences) => authority.verifyIssued(token, audiences),
         latencyMs: options.latencyMs?.graph ?? 0,
+        // The activity types the repository's Teams app declares, as Graph would know them.
+        teamsActivityTypes: activityTypesFromManifest(
+          JSON.parse(readFileSync(path.join(APP_ROOT, 'teams', 'manifest.json'), 'utf8')),
+        ),
       });
       stoppers.push(() => graph!.close());
-      started.push(`Graph stand-in      ${graph.baseUrl}  (received notifications: ${graph.url}/)`);
+      started.push(
+        `Graph stand-in      ${graph.baseUrl}  (received notifications and activities: ${graph.url}/)`,
+      );
       settings.GRAPH_BASE_URL = graph.baseUrl;
     }
 
