@@ -140,8 +140,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   if (teamsAppId) guid('TEAMS_APP_ID', teamsAppId);
   const rpsText = get('TEAMS_MAX_RPS_PER_TENANT') ?? '5';
   const teamsMaxRpsPerTenant = Number(rpsText);
-  if (!/^\d+(\.\d+)?$/.test(rpsText) || !(teamsMaxRpsPerTenant > 0)) {
-    problems.push(`TEAMS_MAX_RPS_PER_TENANT must be a positive number, got "${rpsText}"`);
+  // Whole sends per one-second window: the pacer counts sends, it does not spread fractions.
+  if (!/^\d+$/.test(rpsText) || teamsMaxRpsPerTenant < 1) {
+    problems.push(`TEAMS_MAX_RPS_PER_TENANT must be a whole number of at least 1, got "${rpsText}"`);
   }
 
   const keyVaultUrlRaw = required('KEY_VAULT_URL');
