@@ -257,3 +257,34 @@ it('records a send-now whose refresh-token write failed, with the user, so opera
   expect(at).toBeGreaterThanOrEqual(0);
   expect(output.slice(at, at + 600)).toContain(oid);
 });
+
+it('records Teams sends with the channel, and a Graph 429 on one as TeamsThrottled', async () => {
+  const { token, oid } = await tokenFor('telemetry-teams');
+  const bob = devUser('bob');
+  const activity = {
+    recipient: { userId: bob.oid },
+    activityType: 'systemDefault',
+    templateParameters: [{ name: 'systemDefaultText', value: 'approved your expense report' }],
+    topic: { source: 'text', value: 'Expense #42', webUrl: 'https://teams.microsoft.com/l/entity/x' },
+  };
+  const postActivity = () =>
+    fetch(`${app.api}/activities`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify(activity),
+    });
+  const sent = await postActivity();
+  expect(sent.status).toBe(201);
+  const { id } = (await sent.json()) as { id: string };
+  const event = await waitFor('NotificationSent for the Teams send', () =>
+    ingestion.events('NotificationSent').find((e) => props(e).activityId === id),
+  );
+  expect(props(event)).toMatchObject({ channel: 'teams', userId: oid, trigger: 'http' });
+
+  app.stack.graph!.teamsFaults.failNext(1, { status: 429, retryAfter: 2 });
+  expect((await postActivity()).status).toBe(503);
+  const throttled = await waitFor('TeamsThrottled', () =>
+    ingestion.events('TeamsThrottled').find((e) => props(e).tenantId === devUser(oid).tid),
+  );
+  expect(props(throttled)).toMatchObject({ channel: 'teams', reason: 'graph', delayMs: '2000' });
+});
