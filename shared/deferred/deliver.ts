@@ -1,4 +1,4 @@
-import type { Channel, Envelope, Prepared, Sender } from '../channels/channel';
+import type { Channel, ChannelName, Envelope, Prepared, Sender } from '../channels/channel';
 import type { TenantPacer } from '../channels/pacing';
 import { AppError, toAppError } from '../errors';
 import { scopesOf, type Logger, type UserRef } from '../notifications/send';
@@ -98,7 +98,7 @@ export class DeferredDelivery {
   async deliver(raw: unknown, meta: MessageMeta, log: Logger): Promise<Outcome> {
     const started = performance.now();
     let outcome = 'internal_error';
-    let channel: string | undefined;
+    let channel: ChannelName | undefined;
     try {
       const result = await this.handle(raw, meta, log, (name) => (channel = name));
       outcome = result.kind;
@@ -107,7 +107,7 @@ export class DeferredDelivery {
       this.telemetry.trackMetric('NotificationSendDuration', performance.now() - started, {
         outcome,
         trigger: 'queue',
-        ...(channel === 'teams' ? { channel } : {}),
+        ...(channel ? { channel } : {}),
       });
     }
   }
@@ -116,7 +116,7 @@ export class DeferredDelivery {
     raw: unknown,
     meta: MessageMeta,
     log: Logger,
-    named: (channel: string) => void,
+    named: (channel: ChannelName) => void,
   ): Promise<Outcome> {
     const now = this.deps.now?.() ?? new Date();
     let message: ReceivedMessage;
@@ -145,7 +145,7 @@ export class DeferredDelivery {
       trigger: 'queue',
       messageId,
       ...who,
-      ...(message.channel === 'teams' ? { channel: 'teams' as const } : {}),
+      channel: message.channel,
       ...(message.envelope.correlationId ? { correlationId: message.envelope.correlationId } : {}),
     };
     let prepared: Prepared<unknown>;
@@ -321,7 +321,7 @@ export class DeferredDelivery {
       trigger: 'queue',
       messageId,
       ...who,
-      ...(message?.channel === 'teams' ? { channel: 'teams' as const } : {}),
+      ...(message ? { channel: message.channel } : {}),
       ...(correlationId ? { correlationId } : {}),
       ...(message?.id
         ? message.channel === 'teams'

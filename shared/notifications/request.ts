@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { AppError } from '../errors';
 import { describeSchemaErrors, schemaValidator } from '../schemas';
 
@@ -77,11 +77,6 @@ export function toGraphNotification(
     targetHostName,
     appNotificationId: request.appNotificationId ?? defaults.appNotificationId(),
   };
-}
-
-/** A fresh id, for a send-now request that left it out. */
-export function newAppNotificationId(): string {
-  return randomUUID();
 }
 
 /**

@@ -1,15 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import type { Caller } from '../auth/caller';
 import { OptOuts, type Generation } from '../auth/opt-outs';
 import type { Channel, Prepared, Sender } from '../channels/channel';
 import { notificationsChannel } from '../channels/notifications';
 import type { TenantPacer } from '../channels/pacing';
-import { newActivityId } from '../channels/teams/activity';
 import { AppError, toAppError } from '../errors';
 import { fingerprint, userKey, type UserRef } from '../ids';
 import type { SentNotification } from '../graph/client';
 import { toQueueMessage, type QueueMessage } from '../queue/message';
 import { noTelemetry, type Telemetry, type TelemetryProperties } from '../telemetry';
-import { newAppNotificationId, type GraphNotification } from './request';
+import type { GraphNotification } from './request';
 
 export type { UserRef } from '../ids';
 
@@ -136,12 +136,12 @@ export class NotificationService {
       tenantId: caller.tenantId,
       userId: caller.userId,
       trigger: 'http',
-      ...(channel.name === 'teams' ? { channel: channel.name } : {}),
+      channel: channel.name,
     };
     let named: TelemetryProperties = {};
     const dimensions = {
       trigger: 'http' as const,
-      ...(channel.name === 'teams' ? { channel: channel.name } : {}),
+      channel: channel.name,
     };
     try {
       const result = await this.sendOn(
@@ -185,12 +185,8 @@ export class NotificationService {
   ): Promise<Record<string, unknown>> {
     const generation = this.optOuts.since(caller);
     const now = this.deps.now?.() ?? new Date();
-    const prepared = channel.prepare(
-      body,
-      now,
-      'invalid_request',
-      channel.name === 'teams' ? newActivityId : newAppNotificationId,
-    );
+    // A fresh id per request; the queue path derives its ids from the message instead.
+    const prepared = channel.prepare(body, now, 'invalid_request', randomUUID);
     named(prepared);
     const as = channel.senderFor(prepared.payload, caller);
     // Even a send that goes out as the app exchanges the caller's token: that checks the caller's

@@ -161,3 +161,47 @@ describe('loadConfig', () => {
     });
   });
 });
+
+describe('Teams settings', () => {
+  it('defaults to delegated TeamsActivity.Send, no Teams app id, no sends as the app, 5 per second', () => {
+    expect(loadConfig(minimal)).toMatchObject({
+      teamsScopes: ['https://graph.microsoft.com/TeamsActivity.Send', 'offline_access'],
+      teamsAppId: undefined,
+      teamsSendAsApp: false,
+      teamsMaxRpsPerTenant: 5,
+    });
+  });
+
+  it('takes them as given', () => {
+    const app = '5F0C2A8E-1D3B-4C6A-9E8F-7A6B5C4D3E21';
+    expect(
+      loadConfig({
+        ...minimal,
+        TEAMS_SCOPES: 'https://graph.microsoft.us/TeamsActivity.Send offline_access',
+        TEAMS_APP_ID: app,
+        TEAMS_SEND_AS_APP: 'true',
+        TEAMS_MAX_RPS_PER_TENANT: '3',
+      }),
+    ).toMatchObject({
+      teamsScopes: ['https://graph.microsoft.us/TeamsActivity.Send', 'offline_access'],
+      teamsAppId: app.toLowerCase(),
+      teamsSendAsApp: true,
+      teamsMaxRpsPerTenant: 3,
+    });
+  });
+
+  it('names each malformed one', () => {
+    const detail = problemsOf({
+      ...minimal,
+      TEAMS_SCOPES: 'https://graph.microsoft.com/TeamsActivity.Send',
+      TEAMS_APP_ID: 'my-app',
+      TEAMS_SEND_AS_APP: 'yes',
+      TEAMS_MAX_RPS_PER_TENANT: '2.5',
+    });
+    expect(detail).toContain('TEAMS_SCOPES must include offline_access');
+    expect(detail).toContain('TEAMS_APP_ID must be a GUID');
+    expect(detail).toContain('TEAMS_SEND_AS_APP must be true or false');
+    expect(detail).toContain('TEAMS_MAX_RPS_PER_TENANT must be a whole number of at least 1');
+    expect(problemsOf({ ...minimal, TEAMS_MAX_RPS_PER_TENANT: '0' })).toContain('TEAMS_MAX_RPS_PER_TENANT');
+  });
+});

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { AppError } from '../../errors';
 import { MAX_DELIVER_AT_MS } from '../../notifications/request';
 import { describeSchemaErrors, schemaValidator } from '../../schemas';
@@ -94,11 +93,6 @@ export function toTeamsActivity(request: ActivityRequest, defaults: ActivityDefa
     },
     ...(defaults.teamsAppId && !rest.teamsAppId ? { teamsAppId: defaults.teamsAppId } : {}),
   };
-}
-
-/** A fresh id for an activity: Teams has none to give back, and logs and answers need one. */
-export function newActivityId(): string {
-  return randomUUID();
 }
 
 function parseUrl(value: string | undefined): URL | undefined {
