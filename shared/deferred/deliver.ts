@@ -183,6 +183,7 @@ export class DeferredDelivery {
         message.sender.kind === 'app'
           ? await this.appToken(message.sender.tenantId)
           : await this.deps.tokens.accessTokenFor(message.sender.user, scopesOf(channel));
+      let done: (() => void) | undefined;
       if (channel.paced && this.deps.pacer) {
         const slot = this.deps.pacer.take(who.tenantId);
         if (!slot.ok) {
@@ -200,8 +201,14 @@ export class DeferredDelivery {
           });
           return { kind: 'paced', delaySec };
         }
+        done = slot.done;
       }
-      const sent = await channel.send(token, prepared, message.envelope.correlationId);
+      let sent: Record<string, unknown>;
+      try {
+        sent = await channel.send(token, prepared, message.envelope.correlationId);
+      } finally {
+        done?.();
+      }
       log.info('Deferred notification sent', { ...context, outcome: 'sent', ...channel.ids(prepared) });
       this.telemetry.trackEvent('NotificationSent', { ...idsOf, outcome: 'sent' });
       return {
@@ -213,7 +220,7 @@ export class DeferredDelivery {
       const error = toAppError(err);
       if (error.staleCredential && message.sender.kind === 'user')
         this.deps.tokens.forget(message.sender.user);
-      if (error.throttled) {
+      if (error.throttled && channel.paced) {
         this.telemetry.trackEvent('TeamsThrottled', {
           ...idsOf,
           reason: 'graph',

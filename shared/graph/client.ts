@@ -1,6 +1,6 @@
 import { AppError } from '../errors';
-import { retryAfterSeconds } from '../http/retry-after';
-import { graphErrorCode, graphErrorMessage } from './errors';
+import { graphErrorMessage } from './errors';
+import { DEFAULT_RETRY_AFTER_SEC, postToGraph, transientFailure } from './post';
 import type { GraphNotification } from '../notifications/request';
 
 export interface SentNotification {
@@ -13,9 +13,6 @@ export interface GraphClientOptions {
   baseUrl: string;
   timeoutMs?: number;
 }
-
-/** When Graph names no wait, callers are asked to come back after this many seconds. */
-const DEFAULT_RETRY_AFTER_SEC = 10;
 
 /**
  * Posts user notifications to Microsoft Graph (`POST {base}/me/notifications`) with a delegated
@@ -40,53 +37,17 @@ export class GraphNotificationClient {
     notification: GraphNotification,
     clientRequestId?: string,
   ): Promise<SentNotification> {
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetch(this.url, {
-        method: 'POST',
-        // fetch sets no content type for a string body, and Graph insists on one.
-        headers: {
-          authorization: `Bearer ${accessToken}`,
-          'content-type': 'application/json',
-          accept: 'application/json',
-          ...(clientRequestId ? { 'client-request-id': clientRequestId } : {}),
-        },
-        body: JSON.stringify(notification),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      // Inside the try: the timeout can also strike while the body is still arriving.
-      text = await res.text();
-    } catch (err) {
-      const timedOut = err instanceof Error && err.name === 'TimeoutError';
-      throw new AppError('upstream_unavailable', {
-        detail: timedOut
-          ? `Graph did not answer within ${this.timeoutMs} ms.`
-          : 'Graph could not be reached.',
-        retryAfterSeconds: DEFAULT_RETRY_AFTER_SEC,
-        cause: err,
-      });
-    }
-    if (res.status === 201 || res.status === 200) return created(text);
-    const code = graphErrorCode(text);
+    const answer = await postToGraph(this.url, accessToken, notification, {
+      timeoutMs: this.timeoutMs,
+      ...(clientRequestId ? { clientRequestId } : {}),
+    });
+    const { status, code, text } = answer;
+    if (status === 201 || status === 200) return created(text);
     // 406 is this API's documented answer when it is throttled or too busy.
-    if (res.status === 429 || res.status === 406 || res.status >= 500) {
-      throw new AppError('upstream_unavailable', {
-        detail: `Graph answered ${res.status}${code ? ` (${code})` : ''}; try again later.`,
-        retryAfterSeconds: retryAfterSeconds((name) => res.headers.get(name)) ?? DEFAULT_RETRY_AFTER_SEC,
-      });
-    }
-    if (res.status === 401) {
-      // A token Graph no longer takes (revoked since it was cached, or a continuous-access-evaluation
-      // challenge): transient for the caller, once the token it came from is dropped.
-      throw new AppError('upstream_unavailable', {
-        detail: `Graph refused the access token (401${code ? ` ${code}` : ''}); try again.`,
-        retryAfterSeconds: 1,
-        staleCredential: true,
-      });
-    }
+    const transient = transientFailure(answer, [429, 406]);
+    if (transient) throw transient;
     throw new AppError('upstream_rejected', {
-      detail: `Graph rejected the notification: ${res.status}${code ? ` ${code}` : ''}${graphErrorMessage(text)}`,
+      detail: `Graph rejected the notification: ${status}${code ? ` ${code}` : ''}${graphErrorMessage(text)}`,
     });
   }
 }

@@ -221,14 +221,17 @@ export class NotificationService {
       });
     });
     try {
-      if (channel.paced) await this.pace(caller.tenantId, channel, prepared);
       const token = as === 'app' ? await this.appToken(caller.tenantId) : accessToken;
-      const sent = await channel.send(token, prepared, requestId);
-      return channel.sentBody(prepared, sent);
+      const done = channel.paced ? await this.pace(caller.tenantId, channel, prepared) : undefined;
+      try {
+        return channel.sentBody(prepared, await channel.send(token, prepared, requestId));
+      } finally {
+        done?.();
+      }
     } catch (err) {
       // The caller's retry must get a fresh token, not the cached one Graph refused.
       if (err instanceof AppError && err.staleCredential) this.deps.tokens.forget(caller);
-      if (err instanceof AppError && err.throttled)
+      if (err instanceof AppError && err.throttled && channel.paced)
         this.throttled(caller.tenantId, channel, prepared, 'graph', err);
       throw err;
     } finally {
@@ -238,16 +241,19 @@ export class NotificationService {
 
   /**
    * Waits for a pacing slot at most PACING_MAX_WAIT_MS (a client app can afford that much),
-   * else answers 503 with the wait as Retry-After.
+   * else answers 503 with the wait as Retry-After. Resolves to what to call when the send is done.
    */
-  private async pace<P>(tenantId: string, channel: Channel<P>, prepared: Prepared<P>): Promise<void> {
+  private async pace<P>(tenantId: string, channel: Channel<P>, prepared: Prepared<P>): Promise<() => void> {
     const pacer = this.deps.pacer;
-    if (!pacer) return;
+    if (!pacer) return () => undefined;
     const deadline = performance.now() + PACING_MAX_WAIT_MS;
     let waited = 0;
     for (;;) {
       const slot = pacer.take(tenantId);
-      if (slot.ok) break;
+      if (slot.ok) {
+        if (waited > 0) this.throttled(tenantId, channel, prepared, 'pacing', undefined, waited);
+        return slot.done;
+      }
       if (performance.now() + slot.waitMs > deadline) {
         this.throttled(tenantId, channel, prepared, 'pacing', undefined, slot.waitMs);
         throw new AppError('upstream_unavailable', {
@@ -258,7 +264,6 @@ export class NotificationService {
       waited += slot.waitMs;
       await new Promise((resolve) => setTimeout(resolve, slot.waitMs));
     }
-    if (waited > 0) this.throttled(tenantId, channel, prepared, 'pacing', undefined, waited);
   }
 
   private throttled<P>(

@@ -1,9 +1,8 @@
 import { AppError } from '../../errors';
-import { graphErrorCode, graphErrorMessage } from '../../graph/errors';
-import { retryAfterSeconds } from '../../http/retry-after';
+import { graphErrorMessage } from '../../graph/errors';
+import { postToGraph, transientFailure } from '../../graph/post';
 import type { TeamsActivityBody } from './activity';
 
-const DEFAULT_RETRY_AFTER_SEC = 10;
 // Graph's 403 when the Teams app whose manifest names this app registration is not installed for
 // the recipient (or the install has not propagated yet). Graph gives it no code of its own.
 const NOT_INSTALLED = /not authorized to generate custom text notifications/i;
@@ -25,54 +24,23 @@ export class TeamsActivityClient {
   ): Promise<void> {
     const timeoutMs = this.options.timeoutMs ?? 10_000;
     const url = `${this.options.graphOrigin}/v1.0/users/${encodeURIComponent(recipient)}/teamwork/sendActivityNotification`;
-    let res: Response;
-    let text: string;
-    try {
-      res = await fetch(url, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${accessToken}`,
-          'content-type': 'application/json',
-          accept: 'application/json',
-          ...(clientRequestId ? { 'client-request-id': clientRequestId } : {}),
-        },
-        body: JSON.stringify(activity),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      text = await res.text();
-    } catch (err) {
-      const timedOut = err instanceof Error && err.name === 'TimeoutError';
-      throw new AppError('upstream_unavailable', {
-        detail: timedOut ? `Graph did not answer within ${timeoutMs} ms.` : 'Graph could not be reached.',
-        retryAfterSeconds: DEFAULT_RETRY_AFTER_SEC,
-        cause: err,
-      });
-    }
-    if (res.status === 204 || res.status === 200 || res.status === 202) return;
-    const code = graphErrorCode(text);
-    const said = `${res.status}${code ? ` ${code}` : ''}${graphErrorMessage(text)}`;
-    if (res.status === 429 || res.status >= 500) {
-      throw new AppError('upstream_unavailable', {
-        detail: `Graph answered ${res.status}${code ? ` (${code})` : ''}; try again later.`,
-        retryAfterSeconds: retryAfterSeconds((name) => res.headers.get(name)) ?? DEFAULT_RETRY_AFTER_SEC,
-        throttled: res.status === 429,
-      });
-    }
-    if (res.status === 401) {
-      throw new AppError('upstream_unavailable', {
-        detail: `Graph refused the access token (401${code ? ` ${code}` : ''}); try again.`,
-        retryAfterSeconds: 1,
-        staleCredential: true,
-      });
-    }
-    if (res.status === 403 && NOT_INSTALLED.test(text)) {
+    const answer = await postToGraph(url, accessToken, activity, {
+      timeoutMs,
+      ...(clientRequestId ? { clientRequestId } : {}),
+    });
+    const { status, code, text } = answer;
+    if (status === 204 || status === 200 || status === 202) return;
+    const transient = transientFailure(answer, [429]);
+    if (transient) throw transient;
+    const said = `${status}${code ? ` ${code}` : ''}${graphErrorMessage(text)}`;
+    if (status === 403 && NOT_INSTALLED.test(text)) {
       throw new AppError('teams_app_not_installed', {
         detail:
           'The Teams app is not installed for the recipient (installs take a few minutes to reach Graph): ' +
           `Graph answered ${said}`,
       });
     }
-    if (res.status === 404) {
+    if (status === 404) {
       throw new AppError('recipient_not_found', { detail: `Graph knows no such recipient: ${said}` });
     }
     throw new AppError('upstream_rejected', { detail: `Graph rejected the activity: ${said}` });
