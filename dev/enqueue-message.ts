@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import type { DeferredMessage } from '../shared/queue/message';
+import type { ActivityRequest } from '../shared/channels/teams/activity';
+import type { DeferredMessage, TeamsMessage } from '../shared/queue/message';
 import { DEV_TENANT_ID, DEV_USERS, devUser } from './standins/identities';
 
 // What `npm run enqueue` puts on the deferred queue, from its command line: a Graph notification
@@ -13,23 +14,13 @@ export const USAGE = `usage: npm run enqueue -- --user <oid or dev user name> [-
                           [--activity-type <type> --param <name>=<value> …]
                           [--in <seconds> | --deliver-at <ISO time>] [--correlation-id <id>]`;
 
-/** A Teams activity as the contract's queue message carries it: the body of POST /api/activities. */
-export interface TeamsActivity {
-  recipient: { userId: string };
-  activityType: string;
-  templateParameters?: { name: string; value: string }[];
-  previewText?: { content: string };
-  topic?: { source: 'text'; value: string; webUrl: string };
-  deliverAt?: string;
-}
-
-/** A Teams message on the deferred queue: sent by a registered user (`userId`) or as the app. */
-export type TeamsQueueMessage = {
-  channel: 'teams';
-  tenantId: string;
-  activity: TeamsActivity;
-  correlationId?: string;
-} & ({ userId: string } | { as: 'app' });
+/**
+ * A Teams message as this command writes it: the app's `TeamsMessage` (`definitions/teams` of the
+ * queue schema), narrowed to what a command line can name — sent by a registered user (`userId`)
+ * or as the app, never both, and without graph-notify's own bookkeeping (`activityId`).
+ */
+export type TeamsQueueMessage = Omit<TeamsMessage, 'userId' | 'as' | 'activityId'> &
+  ({ userId: string } | { as: 'app' });
 
 export type EnqueueRequest =
   | { channel: 'notifications'; message: DeferredMessage; summary: string }
@@ -157,7 +148,7 @@ function teamsMessage(values: Values, now: Date): EnqueueRequest {
     throw new UsageError('--topic and --web-url go together (a text topic needs the Teams URL it opens).');
   }
   const deliverAt = deliverAtOf(values, now);
-  const activity: TeamsActivity = {
+  const activity: ActivityRequest = {
     recipient: { userId: recipientId(values.to) },
     activityType: values['activity-type'] ?? 'systemDefault',
     templateParameters: templateParameters(values),
