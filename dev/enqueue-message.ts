@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import type { ActivityRequest } from '../shared/channels/teams/activity';
+import { parseActivityRequest, type ActivityRequest } from '../shared/channels/teams/activity';
+import { isAppError } from '../shared/errors';
 import type { DeferredMessage, TeamsMessage } from '../shared/queue/message';
 import { DEV_TENANT_ID, DEV_USERS, devUser } from './standins/identities';
 
@@ -10,7 +11,8 @@ import { DEV_TENANT_ID, DEV_USERS, devUser } from './standins/identities';
 export const USAGE = `usage: npm run enqueue -- --user <oid or dev user name> [--tenant <tid>] --title "…" [--body "…"]
                           [--in <seconds> | --deliver-at <ISO time>] [--id <appNotificationId>] [--correlation-id <id>]
        npm run enqueue -- --channel teams (--user <sender> | --as-app) --to <dev user name, oid or UPN>
-                          [--tenant <tid>] [--text "…"] [--preview "…"] [--topic "…" --web-url <Teams URL>]
+                          [--tenant <tid>] [--text "…"] [--preview "…"]
+                          --topic "…" --web-url <Teams URL> (may be left out where TEAMS_APP_ID is set)
                           [--activity-type <type> --param <name>=<value> …]
                           [--in <seconds> | --deliver-at <ISO time>] [--correlation-id <id>]`;
 
@@ -25,6 +27,12 @@ export type TeamsQueueMessage = Omit<TeamsMessage, 'userId' | 'as' | 'activityId
 export type EnqueueRequest =
   | { channel: 'notifications'; message: DeferredMessage; summary: string }
   | { channel: 'teams'; message: TeamsQueueMessage; summary: string };
+
+/** What the app that reads the queue is configured with, as far as its checks depend on it. */
+export interface EnqueueOptions {
+  /** The app's TEAMS_APP_ID: with it, a Teams activity may leave out its topic. */
+  teamsAppId?: string;
+}
 
 /** A command line that cannot become a message: the CLI prints this and the usage. */
 export class UsageError extends Error {}
@@ -135,7 +143,7 @@ function templateParameters(values: Values): { name: string; value: string }[] {
   return [{ name: 'systemDefaultText', value: values.text ?? DEFAULT_TEXT }, ...params];
 }
 
-function teamsMessage(values: Values, now: Date): EnqueueRequest {
+function teamsMessage(values: Values, now: Date, options: EnqueueOptions): EnqueueRequest {
   refuse(values, ['title', 'body', 'id'], 'only for Graph notifications (without --channel teams).');
   if (!values.to) throw new UsageError('--to is required with --channel teams.');
   if (values['as-app'] && values.user) {
@@ -158,6 +166,7 @@ function teamsMessage(values: Values, now: Date): EnqueueRequest {
       : {}),
     ...(deliverAt ? { deliverAt } : {}),
   };
+  checkAsTheAppWill(activity, now, options);
   const correlation = values['correlation-id'] ? { correlationId: values['correlation-id'] } : {};
   const when = deliverAt ? `, to deliver at ${deliverAt}` : '';
   if (values['as-app']) {
@@ -184,10 +193,34 @@ function teamsMessage(values: Values, now: Date): EnqueueRequest {
 }
 
 /**
+ * The rules the app applies to an activity on receipt that the queue schema cannot state (a text
+ * topic's Teams link, systemDefault's text, deliverAt's range, and a topic unless the app has
+ * TEAMS_APP_ID to default it to): a message breaking one would only end in the poison queue.
+ */
+function checkAsTheAppWill(activity: ActivityRequest, now: Date, options: EnqueueOptions): void {
+  try {
+    // The origin only judges entityUrl topics, which this command never writes.
+    const defaults = { teamsAppId: options.teamsAppId, graphOrigin: 'https://graph.microsoft.com' };
+    parseActivityRequest(activity, now, defaults, 'invalid_message');
+  } catch (err) {
+    if (!isAppError(err)) throw err;
+    const hint =
+      activity.topic || options.teamsAppId
+        ? ''
+        : " Give --topic and --web-url, or set TEAMS_APP_ID (the app's, as it has it) to leave them out.";
+    throw new UsageError(`The app would refuse this activity (invalid_message): ${err.detail}.${hint}`);
+  }
+}
+
+/**
  * `npm run enqueue`'s arguments to the queue message they stand for. Throws UsageError for a
  * command line that names no complete message, or mixes the two channels' options.
  */
-export function toEnqueueRequest(args: readonly string[], now: Date): EnqueueRequest | 'help' {
+export function toEnqueueRequest(
+  args: readonly string[],
+  now: Date,
+  options: EnqueueOptions = {},
+): EnqueueRequest | 'help' {
   let values: Values;
   try {
     ({ values } = parseArgs({ args: [...args], options: OPTIONS }));
@@ -200,7 +233,7 @@ export function toEnqueueRequest(args: readonly string[], now: Date): EnqueueReq
     case 'notifications':
       return notificationMessage(values, now);
     case 'teams':
-      return teamsMessage(values, now);
+      return teamsMessage(values, now, options);
     default:
       throw new UsageError(
         `--channel ${values.channel}: the channels are teams and notifications (the default).`,

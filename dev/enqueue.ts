@@ -10,9 +10,13 @@ import { localSettings } from './settings';
 // default).
 
 async function main(): Promise<void> {
+  // The settings the app reads too, under npm start (the environment, then local.settings.json).
+  const settings = localSettings(process.env);
   let request;
   try {
-    request = toEnqueueRequest(process.argv.slice(2), new Date());
+    request = toEnqueueRequest(process.argv.slice(2), new Date(), {
+      teamsAppId: settings.TEAMS_APP_ID || undefined,
+    });
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     console.error(`${err.message}\n\n${USAGE}`);
@@ -22,7 +26,6 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const settings = localSettings(process.env);
   const connection = settings.AzureWebJobsStorage || 'UseDevelopmentStorage=true';
   const queueName = settings.NOTIFICATIONS_QUEUE || 'notifications-deferred';
 

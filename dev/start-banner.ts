@@ -6,6 +6,7 @@ import { devUser } from './standins/identities';
 const BOB = devUser('bob').upn;
 // A text topic needs an https link on a Teams host; this one has the shape of a Teams entity link.
 const EXPENSES_LINK = 'https://teams.microsoft.com/l/entity/00000000-0000-0000-0000-000000000000/expenses';
+const ORDERS_LINK = 'https://teams.microsoft.com/l/entity/00000000-0000-0000-0000-000000000000/orders';
 
 /**
  * The banner's examples. `api` is the functions' `…/api` URL; `graphPage` the Graph stand-in's
@@ -32,6 +33,8 @@ export function tryItLines(api: string, graphPage: string | undefined): string[]
     '',
     'Later, from another system (alice registered by a send above):',
     '  npm run enqueue -- --user alice --title "Your order shipped" --in 10',
-    '  npm run enqueue -- --channel teams --user alice --to bob --text "shipped your order" --in 10',
+    // npm start sets no TEAMS_APP_ID, so the app has no default topic: the command names one.
+    '  npm run enqueue -- --channel teams --user alice --to bob --text "shipped your order" --in 10 \\',
+    `    --topic "Order #43" --web-url ${ORDERS_LINK}`,
   ];
 }

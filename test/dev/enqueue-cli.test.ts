@@ -31,11 +31,19 @@ beforeEach(async () => {
   await queue.clearMessages();
 });
 
-async function enqueue(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+// The Teams app id the app would have (TEAMS_APP_ID): with it, an activity may leave out its topic.
+const TEAMS_APP_ID = '1e13f4c2-e13f-4221-b73d-f3ad3f6d1760';
+
+/** Runs the CLI with these settings only (the environment wins over a local.settings.json). */
+async function enqueue(
+  args: string[],
+  settings: { TEAMS_APP_ID: string } = { TEAMS_APP_ID },
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = {
     PATH: process.env.PATH ?? '',
     AzureWebJobsStorage: azurite.connectionString,
     NOTIFICATIONS_QUEUE: QUEUE,
+    ...settings,
   };
   try {
     const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env, cwd: APP_ROOT });
@@ -55,17 +63,10 @@ async function onTheQueue(): Promise<unknown[]> {
 }
 
 describe('npm run enqueue --channel teams', () => {
+  const aliceToBob = ['--channel', 'teams', '--user', 'alice', '--to', 'bob', '--text', 'approved it'];
+
   it('puts the Teams message on the queue, base64 JSON as the trigger reads it', async () => {
-    const out = await enqueue([
-      '--channel',
-      'teams',
-      '--user',
-      'alice',
-      '--to',
-      'bob',
-      '--text',
-      'approved it',
-    ]);
+    const out = await enqueue(aliceToBob);
     expect(out).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Enqueued message /) });
     expect(await onTheQueue()).toEqual([
       {
@@ -83,18 +84,16 @@ describe('npm run enqueue --channel teams', () => {
 
   it('refuses a message the queue schema rejects, and puts nothing on the queue', async () => {
     // A tenant name where the schema wants its id: the app would only poison it (invalid_message).
-    const out = await enqueue([
-      '--channel',
-      'teams',
-      '--user',
-      'alice',
-      '--to',
-      'bob',
-      '--tenant',
-      'contoso',
-    ]);
+    const out = await enqueue([...aliceToBob, '--tenant', 'contoso']);
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/^Not enqueued \(invalid_message\): .*\/tenantId/);
+    expect(await onTheQueue()).toEqual([]);
+  });
+
+  it('without TEAMS_APP_ID in its settings (as under npm start), refuses an activity without a topic', async () => {
+    const out = await enqueue(aliceToBob, { TEAMS_APP_ID: '' });
+    expect(out.code).toBe(2);
+    expect(out.stderr).toMatch(/\/topic is required .*Give --topic and --web-url/);
     expect(await onTheQueue()).toEqual([]);
   });
 });

@@ -45,7 +45,10 @@ describe("npm start's Try it commands", () => {
   });
 
   it('enqueues messages the queue trigger accepts, a Teams one from alice to bob among them', () => {
-    const enqueues = banner.split('\n').filter((l) => l.trim().startsWith('npm run enqueue -- '));
+    const enqueues = banner
+      .replace(/ \\\n\s*/g, ' ')
+      .split('\n')
+      .filter((l) => l.trim().startsWith('npm run enqueue -- '));
     const messages = enqueues.map((line) => {
       const request = toEnqueueRequest(shellWords(line).slice(4), NOW);
       if (request === 'help') throw new Error(line);
