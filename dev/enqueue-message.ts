@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
-import type { DeferredMessage } from '../shared/queue/message';
+import { parseActivityRequest, type ActivityRequest } from '../shared/channels/teams/activity';
+import { isAppError } from '../shared/errors';
+import type { DeferredMessage, TeamsMessage } from '../shared/queue/message';
 import { DEV_TENANT_ID, DEV_USERS, devUser } from './standins/identities';
 
 // What `npm run enqueue` puts on the deferred queue, from its command line: a Graph notification
@@ -9,31 +11,28 @@ import { DEV_TENANT_ID, DEV_USERS, devUser } from './standins/identities';
 export const USAGE = `usage: npm run enqueue -- --user <oid or dev user name> [--tenant <tid>] --title "…" [--body "…"]
                           [--in <seconds> | --deliver-at <ISO time>] [--id <appNotificationId>] [--correlation-id <id>]
        npm run enqueue -- --channel teams (--user <sender> | --as-app) --to <dev user name, oid or UPN>
-                          [--tenant <tid>] [--text "…"] [--preview "…"] [--topic "…" --web-url <Teams URL>]
+                          [--tenant <tid>] [--text "…"] [--preview "…"]
+                          --topic "…" --web-url <Teams URL> (may be left out where TEAMS_APP_ID is set)
                           [--activity-type <type> --param <name>=<value> …]
                           [--in <seconds> | --deliver-at <ISO time>] [--correlation-id <id>]`;
 
-/** A Teams activity as the contract's queue message carries it: the body of POST /api/activities. */
-export interface TeamsActivity {
-  recipient: { userId: string };
-  activityType: string;
-  templateParameters?: { name: string; value: string }[];
-  previewText?: { content: string };
-  topic?: { source: 'text'; value: string; webUrl: string };
-  deliverAt?: string;
-}
-
-/** A Teams message on the deferred queue: sent by a registered user (`userId`) or as the app. */
-export type TeamsQueueMessage = {
-  channel: 'teams';
-  tenantId: string;
-  activity: TeamsActivity;
-  correlationId?: string;
-} & ({ userId: string } | { as: 'app' });
+/**
+ * A Teams message as this command writes it: the app's `TeamsMessage` (`definitions/teams` of the
+ * queue schema), narrowed to what a command line can name — sent by a registered user (`userId`)
+ * or as the app, never both, and without graph-notify's own bookkeeping (`activityId`).
+ */
+export type TeamsQueueMessage = Omit<TeamsMessage, 'userId' | 'as' | 'activityId'> &
+  ({ userId: string } | { as: 'app' });
 
 export type EnqueueRequest =
   | { channel: 'notifications'; message: DeferredMessage; summary: string }
   | { channel: 'teams'; message: TeamsQueueMessage; summary: string };
+
+/** What the app that reads the queue is configured with, as far as its checks depend on it. */
+export interface EnqueueOptions {
+  /** The app's TEAMS_APP_ID: with it, a Teams activity may leave out its topic. */
+  teamsAppId?: string;
+}
 
 /** A command line that cannot become a message: the CLI prints this and the usage. */
 export class UsageError extends Error {}
@@ -144,7 +143,7 @@ function templateParameters(values: Values): { name: string; value: string }[] {
   return [{ name: 'systemDefaultText', value: values.text ?? DEFAULT_TEXT }, ...params];
 }
 
-function teamsMessage(values: Values, now: Date): EnqueueRequest {
+function teamsMessage(values: Values, now: Date, options: EnqueueOptions): EnqueueRequest {
   refuse(values, ['title', 'body', 'id'], 'only for Graph notifications (without --channel teams).');
   if (!values.to) throw new UsageError('--to is required with --channel teams.');
   if (values['as-app'] && values.user) {
@@ -157,7 +156,7 @@ function teamsMessage(values: Values, now: Date): EnqueueRequest {
     throw new UsageError('--topic and --web-url go together (a text topic needs the Teams URL it opens).');
   }
   const deliverAt = deliverAtOf(values, now);
-  const activity: TeamsActivity = {
+  const activity: ActivityRequest = {
     recipient: { userId: recipientId(values.to) },
     activityType: values['activity-type'] ?? 'systemDefault',
     templateParameters: templateParameters(values),
@@ -167,6 +166,7 @@ function teamsMessage(values: Values, now: Date): EnqueueRequest {
       : {}),
     ...(deliverAt ? { deliverAt } : {}),
   };
+  checkAsTheAppWill(activity, now, options);
   const correlation = values['correlation-id'] ? { correlationId: values['correlation-id'] } : {};
   const when = deliverAt ? `, to deliver at ${deliverAt}` : '';
   if (values['as-app']) {
@@ -193,10 +193,34 @@ function teamsMessage(values: Values, now: Date): EnqueueRequest {
 }
 
 /**
+ * The rules the app applies to an activity on receipt that the queue schema cannot state (a text
+ * topic's Teams link, systemDefault's text, deliverAt's range, and a topic unless the app has
+ * TEAMS_APP_ID to default it to): a message breaking one would only end in the poison queue.
+ */
+function checkAsTheAppWill(activity: ActivityRequest, now: Date, options: EnqueueOptions): void {
+  try {
+    // The origin only judges entityUrl topics, which this command never writes.
+    const defaults = { teamsAppId: options.teamsAppId, graphOrigin: 'https://graph.microsoft.com' };
+    parseActivityRequest(activity, now, defaults, 'invalid_message');
+  } catch (err) {
+    if (!isAppError(err)) throw err;
+    const hint =
+      activity.topic || options.teamsAppId
+        ? ''
+        : " Give --topic and --web-url, or set TEAMS_APP_ID (the app's, as it has it) to leave them out.";
+    throw new UsageError(`The app would refuse this activity (invalid_message): ${err.detail}.${hint}`);
+  }
+}
+
+/**
  * `npm run enqueue`'s arguments to the queue message they stand for. Throws UsageError for a
  * command line that names no complete message, or mixes the two channels' options.
  */
-export function toEnqueueRequest(args: readonly string[], now: Date): EnqueueRequest | 'help' {
+export function toEnqueueRequest(
+  args: readonly string[],
+  now: Date,
+  options: EnqueueOptions = {},
+): EnqueueRequest | 'help' {
   let values: Values;
   try {
     ({ values } = parseArgs({ args: [...args], options: OPTIONS }));
@@ -209,7 +233,7 @@ export function toEnqueueRequest(args: readonly string[], now: Date): EnqueueReq
     case 'notifications':
       return notificationMessage(values, now);
     case 'teams':
-      return teamsMessage(values, now);
+      return teamsMessage(values, now, options);
     default:
       throw new UsageError(
         `--channel ${values.channel}: the channels are teams and notifications (the default).`,

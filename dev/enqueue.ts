@@ -1,6 +1,6 @@
 import { QueueClient } from '@azure/storage-queue';
 import { enqueueDeferredNotification } from '../shared/queue/enqueue';
-import { toQueueText } from '../shared/queue/message';
+import { isAppError } from '../shared/errors';
 import { USAGE, UsageError, toEnqueueRequest } from './enqueue-message';
 import { localSettings } from './settings';
 
@@ -10,9 +10,13 @@ import { localSettings } from './settings';
 // default).
 
 async function main(): Promise<void> {
+  // The settings the app reads too, under npm start (the environment, then local.settings.json).
+  const settings = localSettings(process.env);
   let request;
   try {
-    request = toEnqueueRequest(process.argv.slice(2), new Date());
+    request = toEnqueueRequest(process.argv.slice(2), new Date(), {
+      teamsAppId: settings.TEAMS_APP_ID || undefined,
+    });
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     console.error(`${err.message}\n\n${USAGE}`);
@@ -22,25 +26,22 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const settings = localSettings(process.env);
   const connection = settings.AzureWebJobsStorage || 'UseDevelopmentStorage=true';
   const queueName = settings.NOTIFICATIONS_QUEUE || 'notifications-deferred';
 
   const queue = new QueueClient(connection, queueName);
   await queue.createIfNotExists();
-  let messageId: string;
-  if (request.channel === 'notifications') {
-    ({ messageId } = await enqueueDeferredNotification(queue, request.message));
-  } else {
-    // Base64 as the queue trigger reads it (host.json); -1: never expires while it waits. The app
-    // checks it on receipt: a message against the schema ends in the poison queue, reason
-    // invalid_message.
-    ({ messageId } = await queue.sendMessage(toQueueText(request.message), { messageTimeToLive: -1 }));
-  }
+  // The app's own enqueue, for both channels: the message is checked against the published queue
+  // schema before it goes out, so a mistake is named here rather than found in the poison queue.
+  const { messageId } = await enqueueDeferredNotification(queue, request.message);
   console.log(`Enqueued message ${messageId} on ${queueName} ${request.summary}.`);
 }
 
 main().catch((err: unknown) => {
+  if (isAppError(err)) {
+    console.error(`Not enqueued (${err.code}): ${err.detail}`);
+    process.exit(1);
+  }
   const message = err instanceof Error ? err.message : String(err);
   console.error(
     /ECONNREFUSED/.test(message)

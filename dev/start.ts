@@ -3,6 +3,7 @@ import { startFunctionHost } from './host-process';
 import { DEFAULT_PORTS } from './ports';
 import { APP_ROOT } from './root';
 import { localSettings } from './settings';
+import { tryItLines } from './start-banner';
 import { AZURITE_DATA, startLocalStack } from './stack';
 
 // `npm start`: the whole app on this machine with no configuration and no cloud account.
@@ -60,15 +61,7 @@ async function main(): Promise<void> {
       ? [`  CAs trusted         ${trustNote(given, stack.settings)}`]
       : []),
     '',
-    'Try it:',
-    `  curl -s ${api}/health`,
-    '  TOKEN=$(npm run --silent token -- --user alice)',
-    `  curl -s -X POST ${api}/notifications -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\`,
-    `    -d '{"payload":{"visualContent":{"title":"Hello from graph-notify","body":"Sent on your behalf"}}}'`,
-    ...(stack.graph ? [`  then watch ${stack.graph.url}/`] : []),
-    '',
-    'Later, from another system (alice registered by the send above):',
-    '  npm run enqueue -- --user alice --title "Your order shipped" --in 10',
+    ...tryItLines(api, stack.graph ? `${stack.graph.url}/` : undefined),
     '',
   ];
   console.log(lines.join('\n'));

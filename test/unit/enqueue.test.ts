@@ -1,4 +1,4 @@
-import { UsageError, recipientId, toEnqueueRequest } from '../../dev/enqueue-message';
+import { UsageError, recipientId, toEnqueueRequest, type EnqueueOptions } from '../../dev/enqueue-message';
 import { DEV_TENANT_ID, OTHER_TENANT_ID, devUser } from '../../dev/standins/identities';
 import { fromQueueMessage, toQueueText } from '../../shared/queue/message';
 
@@ -9,15 +9,18 @@ const NOW = new Date('2026-11-30T10:00:00.000Z');
 const alice = devUser('alice');
 const bob = devUser('bob');
 
+// The app's TEAMS_APP_ID, for the messages that leave their topic to it.
+const WITH_APP = { teamsAppId: '1e13f4c2-e13f-4221-b73d-f3ad3f6d1760' };
+
 function onTheWire(args: string[]): unknown {
-  const request = toEnqueueRequest(args, NOW);
+  const request = toEnqueueRequest(args, NOW, WITH_APP);
   if (request === 'help') throw new Error('help');
   return JSON.parse(Buffer.from(toQueueText(request.message), 'base64').toString('utf8'));
 }
 
-function usage(args: string[]): string {
+function usage(args: string[], options: EnqueueOptions = WITH_APP): string {
   try {
-    toEnqueueRequest(args, NOW);
+    toEnqueueRequest(args, NOW, options);
   } catch (err) {
     if (err instanceof UsageError) return err.message;
     throw err;
@@ -150,5 +153,18 @@ describe('npm run enqueue --channel teams', () => {
     ).toMatch(/--text: the text of approvalRequired comes from its template/);
     expect(usage(['--user', 'alice', '--title', 'x', '--in', 'soon'])).toMatch(/--in soon/);
     expect(usage(['--user', 'alice', '--title', 'x', '--bogus'])).toMatch(/bogus/);
+  });
+
+  it('refuses an activity the app would poison: no topic without TEAMS_APP_ID, a link off Teams, too far ahead', () => {
+    const toBob = ['--channel', 'teams', '--user', 'alice', '--to', 'bob'];
+    expect(usage(toBob, {})).toMatch(
+      /^The app would refuse this activity \(invalid_message\): \/topic is required .*Give --topic and --web-url, or set TEAMS_APP_ID/,
+    );
+    const topic = ['--topic', 'Order #43', '--web-url', 'https://teams.microsoft.com/l/entity/x'];
+    expect(() => toEnqueueRequest([...toBob, ...topic], NOW, {})).not.toThrow();
+    expect(
+      usage([...toBob, '--topic', 'Order #43', '--web-url', 'https://example.com/orders/43'], {}),
+    ).toMatch(/\/topic\/webUrl must be an https link on a Teams host/);
+    expect(usage([...toBob, '--in', String(8 * 24 * 3600)])).toMatch(/\/deliverAt is more than 7 days ahead/);
   });
 });
