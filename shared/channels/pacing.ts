@@ -1,59 +1,58 @@
-/** What the pacer says about one send: go now (and say when it is done), or when a slot may free. */
-export type Slot = { ok: true; done: () => void } | { ok: false; waitMs: number };
-
-/** A send still in flight holds its slot; when we cannot know how long, we look again this soon. */
-const IN_FLIGHT_RECHECK_MS = 50;
+/** What the pacer says about one send: go (after waiting `waitedMs`), or how far off a slot is. */
+export type Slot = { ok: true; waitedMs: number } | { ok: false; waitMs: number };
 
 /**
- * At most `perSecond` calls per tenant in any one-second window, from this instance: Graph allows
- * the Teams activity endpoint 5 requests per second per app per tenant, and answers 429 beyond it.
+ * Room left for the time between our start of a send and Graph counting it (TLS, a busy core):
+ * sends start `(1000 + MARGIN_MS) / perSecond` ms apart, so any `perSecond` + 1 of them span more
+ * than a second plus this margin. The price is the margin's share of the budget (5 % at 50 ms).
+ */
+const MARGIN_MS = 50;
+
+/**
+ * At most `perSecond` Teams calls per tenant per second from this instance: Graph allows the
+ * activity endpoint 5 requests per second per app per tenant and answers 429 beyond it. Starts are
+ * spaced evenly rather than let through in bursts, because a burst that left spread out (new
+ * connections) can arrive bunched (warm ones) and make Graph count more than the budget in a window.
  *
- * Graph counts a request when it arrives, which lies somewhere between our start and its answer.
- * So a send holds its slot from its start until one second after its answer (`done`): a later send
- * then starts only after every counted one had arrived more than a second before, whatever the
- * latency — the window Graph sees never holds more than the budget. The cost is the latency: the
- * rate reached is `perSecond` per (1 s + Graph's answer time).
- *
- * Messages that must wait on the queue are spread over the coming seconds (`laterSlot`) so that
- * they come back roughly one slot apart rather than all at once.
+ * `acquire` hands out future slots first come, first served: a caller that may wait is told its
+ * slot and sleeps until then; one whose slot is further off than it may wait is told how far, and
+ * takes no slot.
  */
 export class TenantPacer {
-  private readonly sends = new Map<string, Array<{ end: number | undefined }>>();
+  private readonly next = new Map<string, number>();
   private readonly promised = new Map<string, number>();
-  private readonly intervalMs: number;
+  private readonly spacingMs: number;
 
   constructor(
-    private readonly perSecond: number,
+    perSecond: number,
     private readonly now: () => number = Date.now,
+    private readonly sleep: (ms: number) => Promise<void> = (ms) =>
+      new Promise((resolve) => setTimeout(resolve, ms)),
   ) {
-    this.intervalMs = 1000 / perSecond;
+    this.spacingMs = (1000 + MARGIN_MS) / perSecond;
   }
 
-  /** Takes a slot now if the tenant's last second has room; otherwise says when one may free. */
-  take(tenantId: string): Slot {
+  /** A slot within `maxWaitMs` (waited for), or how long until the next free one (nothing taken). */
+  async acquire(tenantId: string, maxWaitMs: number): Promise<Slot> {
     const now = this.now();
     const key = tenantId.toLowerCase();
-    const held = (this.sends.get(key) ?? []).filter((s) => s.end === undefined || s.end > now - 1000);
-    this.sends.set(key, held);
-    if (held.length < this.perSecond) {
-      const send: { end: number | undefined } = { end: undefined };
-      held.push(send);
-      return { ok: true, done: () => (send.end ??= this.now()) };
-    }
-    const waits = held.map((s) => (s.end === undefined ? IN_FLIGHT_RECHECK_MS : s.end + 1000 - now));
-    return { ok: false, waitMs: Math.max(1, Math.min(...waits)) };
+    const at = Math.max(now, this.next.get(key) ?? now);
+    if (at - now > maxWaitMs) return { ok: false, waitMs: at - now };
+    this.next.set(key, at + this.spacingMs);
+    if (at > now) await this.sleep(at - now);
+    return { ok: true, waitedMs: at - now };
   }
 
   /**
-   * For a message put back because the budget was spent: how long to hide it so that the messages
-   * waiting for one tenant come back one slot apart. Only a spreading estimate: a message that
-   * comes back while the budget is still spent is put back again.
+   * For a message put back because its slot is far off: how long to hide it so that the messages
+   * waiting for one tenant come back about one slot apart, not all at once. Only a spreading
+   * estimate: a message that comes back to a spent budget waits or is put back again.
    */
   laterSlot(tenantId: string, waitMs: number): number {
     const now = this.now();
     const key = tenantId.toLowerCase();
     const at = Math.max(now + waitMs, this.promised.get(key) ?? 0);
-    this.promised.set(key, at + this.intervalMs);
+    this.promised.set(key, at + this.spacingMs);
     return at - now;
   }
 }

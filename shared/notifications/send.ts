@@ -57,7 +57,7 @@ export interface Logger {
 const STORED_MARKS = 10_000;
 /**
  * The longest an HTTP send waits for this instance's per-tenant pacing slot before answering 503
- * with Retry-After: a client app can live with a second; a queue message never waits (it is put back).
+ * with Retry-After: a client app can live with a second.
  */
 export const PACING_MAX_WAIT_MS = 1000;
 
@@ -222,12 +222,8 @@ export class NotificationService {
     });
     try {
       const token = as === 'app' ? await this.appToken(caller.tenantId) : accessToken;
-      const done = channel.paced ? await this.pace(caller.tenantId, channel, prepared) : undefined;
-      try {
-        return channel.sentBody(prepared, await channel.send(token, prepared, requestId));
-      } finally {
-        done?.();
-      }
+      if (channel.paced) await this.pace(caller.tenantId, channel, prepared);
+      return channel.sentBody(prepared, await channel.send(token, prepared, requestId));
     } catch (err) {
       // The caller's retry must get a fresh token, not the cached one Graph refused.
       if (err instanceof AppError && err.staleCredential) this.deps.tokens.forget(caller);
@@ -240,30 +236,22 @@ export class NotificationService {
   }
 
   /**
-   * Waits for a pacing slot at most PACING_MAX_WAIT_MS (a client app can afford that much),
-   * else answers 503 with the wait as Retry-After. Resolves to what to call when the send is done.
+   * Waits for a pacing slot at most PACING_MAX_WAIT_MS (a client app can afford that much), else
+   * answers 503 with the wait as Retry-After.
    */
-  private async pace<P>(tenantId: string, channel: Channel<P>, prepared: Prepared<P>): Promise<() => void> {
+  private async pace<P>(tenantId: string, channel: Channel<P>, prepared: Prepared<P>): Promise<void> {
     const pacer = this.deps.pacer;
-    if (!pacer) return () => undefined;
-    const deadline = performance.now() + PACING_MAX_WAIT_MS;
-    let waited = 0;
-    for (;;) {
-      const slot = pacer.take(tenantId);
-      if (slot.ok) {
-        if (waited > 0) this.throttled(tenantId, channel, prepared, 'pacing', undefined, waited);
-        return slot.done;
-      }
-      if (performance.now() + slot.waitMs > deadline) {
-        this.throttled(tenantId, channel, prepared, 'pacing', undefined, slot.waitMs);
-        throw new AppError('upstream_unavailable', {
-          detail: `This instance's Teams budget for the tenant (${this.deps.teamsRps ?? 5} per second) is spent; try again shortly.`,
-          retryAfterSeconds: Math.max(1, Math.ceil(slot.waitMs / 1000)),
-        });
-      }
-      waited += slot.waitMs;
-      await new Promise((resolve) => setTimeout(resolve, slot.waitMs));
+    if (!pacer) return;
+    const slot = await pacer.acquire(tenantId, PACING_MAX_WAIT_MS);
+    if (slot.ok) {
+      if (slot.waitedMs > 0) this.throttled(tenantId, channel, prepared, 'pacing', undefined, slot.waitedMs);
+      return;
     }
+    this.throttled(tenantId, channel, prepared, 'pacing', undefined, slot.waitMs);
+    throw new AppError('upstream_unavailable', {
+      detail: `This instance's Teams budget for the tenant (${this.deps.teamsRps ?? 5} per second) is spent; try again shortly.`,
+      retryAfterSeconds: Math.max(1, Math.ceil(slot.waitMs / 1000)),
+    });
   }
 
   private throttled<P>(
