@@ -53,6 +53,8 @@ export interface TeamsRow {
   earlyBy429Ms: number[];
   /** 204s and 429s in each second from the host being ready (index = second). */
   timeline: { sent: number[]; throttled: number[] };
+  /** When a message was delivered twice: the host's log lines naming it (by correlation id), at most 40. */
+  duplicateEvidence: string[];
   maxPollingIntervalMs: number;
   visibilityTimeoutMs: number;
 }
@@ -191,6 +193,9 @@ export async function measureTeams(options: {
       return counts;
     };
     const feed = graph.activities();
+    const seen = new Map<string, number>();
+    for (const a of feed) seen.set(a.previewText ?? '', (seen.get(a.previewText ?? '') ?? 0) + 1);
+    const twice = [...seen].filter(([, count]) => count > 1).map(([m]) => m);
     const markers = new Set(feed.map((a) => a.previewText));
     const poisoned = (await poison.getProperties()).approximateMessagesCount ?? 0;
     // Give the host a moment to write the last invocation's line before counting.
@@ -227,6 +232,11 @@ export async function measureTeams(options: {
         poisoned,
         earlyBy429Ms: earlyBy.sort((a, b) => b - a).slice(0, 20),
         timeline: { sent: perSecondOf(204), throttled: perSecondOf(429) },
+        duplicateEvidence: host
+          .output()
+          .split('\n')
+          .filter((line) => twice.some((m) => new RegExp(`${m}(?!\\d)`).test(line)))
+          .slice(0, 40),
         maxPollingIntervalMs: hostJson.maxPollingIntervalMs,
         visibilityTimeoutMs: hostJson.visibilityTimeoutMs,
       },
