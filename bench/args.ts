@@ -10,16 +10,21 @@ export interface BenchArgs {
   concurrencies: number[];
   users: number;
   drain: { users: number; messages: number };
+  /** Section 6: a Teams backlog for one tenant at TEAMS_MAX_RPS_PER_TENANT (the stand-in 429s beyond it). */
+  teams: { messages: number; senders: number; recipients: number; perSecond: number };
   coldStartRuns: number;
   memoryUsers: { small: number; large: number };
-  /** Which sections to run (all by default): 1-2 send-now, 3 drain, 4 cold start, 5 memory. */
+  /** Which sections to run (all by default): 1-2 send-now, 3 drain, 4 cold start, 5 memory, 6 teams. */
   only: Set<string>;
   out: string | undefined;
 }
 
 const USAGE = `npm run bench -- [--quick] [--entra-ms N] [--graph-ms N] [--vault-ms N] [--requests N]
-  [--memory-users N] [--only send,drain,cold,memory] [--out FILE]
-  --quick        about a minute: 200 requests per row, 1,000 queued messages, 3 cold starts, 5,000 users
+  [--memory-users N] [--teams-messages N] [--teams-rps N] [--only send,drain,cold,memory,teams] [--out FILE]
+  --quick        about a minute: 200 requests per row, 1,000 queued messages, 3 cold starts, 5,000 users,
+                 100 Teams messages at 20/s
+  --teams-messages  Teams messages for one tenant (default 500, quick 100)
+  --teams-rps    TEAMS_MAX_RPS_PER_TENANT and the Graph stand-in's Teams rate (default 5 as Graph, quick 20)
   --entra-ms     latency added by the identity stand-in (default 80)
   --graph-ms     latency added by the Graph stand-in to each notification POST (default 120)
   --vault-ms     latency added by the Key Vault stand-in (default 30)
@@ -41,7 +46,17 @@ export function parseArgs(argv: string[]): BenchArgs {
     console.log(USAGE);
     process.exit(0);
   }
-  const known = ['--entra-ms', '--graph-ms', '--vault-ms', '--requests', '--memory-users', '--only', '--out'];
+  const known = [
+    '--entra-ms',
+    '--graph-ms',
+    '--vault-ms',
+    '--requests',
+    '--memory-users',
+    '--teams-messages',
+    '--teams-rps',
+    '--only',
+    '--out',
+  ];
   for (const name of flags.keys())
     if (!known.includes(name)) throw new Error(`unknown flag ${name}\n${USAGE}`);
   const num = (name: string, fallback: number): number => {
@@ -53,7 +68,10 @@ export function parseArgs(argv: string[]): BenchArgs {
     return value;
   };
   const quick = switches.has('--quick');
-  const only = new Set((flags.get('--only') ?? 'send,drain,cold,memory').split(',').map((s) => s.trim()));
+  if (flags.get('--teams-rps') === '0') throw new Error('--teams-rps must be at least 1');
+  const only = new Set(
+    (flags.get('--only') ?? 'send,drain,cold,memory,teams').split(',').map((s) => s.trim()),
+  );
   return {
     quick,
     latencyMs: {
@@ -67,6 +85,13 @@ export function parseArgs(argv: string[]): BenchArgs {
     users: 50,
     // --quick halves the backlog: the drain is latency-bound, so its rate is the same, in half the time.
     drain: { users: 100, messages: quick ? 1000 : 2000 },
+    // --quick: 100 messages at 20/s (5 s of budget) instead of 500 at Graph's 5/s (100 s).
+    teams: {
+      messages: num('--teams-messages', quick ? 100 : 500),
+      senders: 5,
+      recipients: 25,
+      perSecond: num('--teams-rps', quick ? 20 : 5),
+    },
     coldStartRuns: quick ? 3 : 10,
     memoryUsers: { small: 100, large: num('--memory-users', quick ? 5_000 : 100_000) },
     only,

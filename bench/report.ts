@@ -3,6 +3,7 @@ import type { ColdStartRow } from './cold-start';
 import type { DrainRow } from './drain';
 import type { MemoryRow } from './memory';
 import type { SendNowRow } from './send-now';
+import type { TeamsRow } from './teams';
 
 export interface ReportInput {
   command: string;
@@ -21,6 +22,7 @@ export interface ReportInput {
   drain: DrainRow | undefined;
   coldStart: ColdStartRow[];
   memory: { rows: MemoryRow[]; seconds: number } | undefined;
+  teams: TeamsRow | undefined;
 }
 
 function table(head: string[], rows: (string | number)[][]): string {
@@ -168,6 +170,46 @@ export function renderTable(r: ReportInput): string {
       table(
         ['after', 'RSS MB', 'heap used MB', 'users held (partitions)', 'maxPartitions'],
         r.memory.rows.map((m) => [m.label, m.rssMb, m.heapUsedMb, m.partitions, m.maxPartitions]),
+      ),
+    );
+  }
+  if (r.teams) {
+    const t = r.teams;
+    out.push(
+      `\n**6. Teams backlog, one tenant** (${t.messages} messages from ${t.senders} registered senders to ` +
+        `${t.recipients} recipients, fresh host, Graph ${t.graphLatencyMs} ms; TEAMS_MAX_RPS_PER_TENANT ` +
+        `${t.allowedPerSecond}, the stand-in answers 429 beyond ${t.allowedPerSecond}/s)\n`,
+    );
+    out.push(
+      table(
+        [
+          'sends/s',
+          'steady sends/s',
+          'of allowed',
+          'time to drain',
+          'floor',
+          'max in 1 s',
+          '429s',
+          'put back',
+          'delivered',
+          'distinct',
+          'poisoned',
+        ],
+        [
+          [
+            t.sendsPerSecond,
+            t.steadyPerSecond,
+            `${Math.round(t.ofAllowed * 100)} % (steady ${Math.round(t.steadyOfAllowed * 100)} %)`,
+            `${t.drainSeconds} s`,
+            `${t.floorSeconds} s`,
+            t.maxInOneSecond,
+            t.throttled429,
+            `${t.putBacks} (${t.putBacksPerMessage}/msg)`,
+            t.delivered,
+            t.distinct,
+            t.poisoned,
+          ],
+        ],
       ),
     );
   }

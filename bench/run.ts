@@ -19,6 +19,7 @@ import { round } from './load';
 import { measureMemory } from './memory';
 import { measureDesign, startBaselineServer, type SendNowRow } from './send-now';
 import { formatJson, renderTable, type ReportInput } from './report';
+import { measureTeams } from './teams';
 
 /** Everything the JSON file holds: what the table shows, plus when and with what it was made. */
 interface Results extends ReportInput {
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
     drain: undefined,
     coldStart: [],
     memory: undefined,
+    teams: undefined,
   };
   log(
     `graph-notify benchmark${args.quick ? ' (--quick)' : ''}: ${cpus.length} cores (${results.machine.cpuModel}), ` +
@@ -156,6 +158,33 @@ async function main(): Promise<void> {
         `  ${row.messagesPerSecond} msg/s (steady ${row.steadyPerSecond}/s), drained in ${row.drainSeconds} s; ceiling ` +
           `${row.ceilingPerSecond}/s (${row.maxConcurrentInvocations} invocations / ${row.graphLatencyMs} ms) → ` +
           `${Math.round(row.ofCeiling * 100)} %; refreshes ${row.refreshesPerMessage}/msg, vault reads ${row.vaultReadsPerMessage}/msg`,
+      );
+    }
+
+    if (args.only.has('teams')) {
+      const t = args.teams;
+      log(
+        `\n[6] Teams backlog: ${t.messages} messages for one tenant from ${t.senders} senders, ` +
+          `TEAMS_MAX_RPS_PER_TENANT ${t.perSecond} (the stand-in answers 429 beyond ${t.perSecond}/s), fresh host`,
+      );
+      const { row, host: teamsHost } = await measureTeams({
+        stack,
+        host,
+        settings: hostSettings,
+        senders: t.senders,
+        recipients: t.recipients,
+        messages: t.messages,
+        perSecond: t.perSecond,
+        graphLatencyMs: args.latencyMs.graph,
+      });
+      host = teamsHost;
+      hosts.push(host);
+      results.teams = row;
+      log(
+        `  ${row.sendsPerSecond} sends/s (steady ${row.steadyPerSecond}/s) of ${row.allowedPerSecond}/s allowed → ` +
+          `${Math.round(row.ofAllowed * 100)} %; drained in ${row.drainSeconds} s (floor ${row.floorSeconds} s); ` +
+          `429s ${row.throttled429}; max ${row.maxInOneSecond} in 1 s; put back ${row.putBacks} times ` +
+          `(${row.invocations} invocations); delivered ${row.delivered}, distinct ${row.distinct}, poisoned ${row.poisoned}`,
       );
     }
     for (const h of hosts) await h.stop().catch(() => undefined);
