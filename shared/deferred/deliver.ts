@@ -149,7 +149,12 @@ export class DeferredDelivery {
     // sender's original one.
     const messageId = message.envelope.originalMessageId ?? meta.messageId;
     const who = senderIds(message.sender);
-    const context = { messageId, correlationId: message.envelope.correlationId, ...who };
+    const context = {
+      messageId,
+      correlationId: message.envelope.correlationId,
+      channel: message.channel,
+      ...who,
+    };
     const ids: TelemetryProperties = {
       trigger: 'queue',
       messageId,
