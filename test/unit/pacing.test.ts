@@ -58,3 +58,30 @@ it('spreads messages put back for later one slot apart', () => {
   advance(5000);
   expect(pacer.laterSlot(TENANT, 100)).toBe(100);
 });
+
+it('an event loop that stalls does not let the starts it held back go out together', async () => {
+  let now = 1_000_000;
+  const timers: Array<{ at: number; wake: () => void }> = [];
+  const pacer = new TenantPacer(
+    5,
+    () => now,
+    (ms) => new Promise<void>((wake) => timers.push({ at: now + ms, wake })),
+  );
+  const starts: number[] = [];
+  const all = Array.from({ length: 12 }, () =>
+    pacer.acquire(TENANT, 10_000).then((slot) => slot.ok && starts.push(now)),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  // A 2-second stall: every timer due by then fires at once, late.
+  for (let round = 0; round < 50 && starts.length < 12; round++) {
+    now += round === 0 ? 2000 : 100;
+    const due = timers.filter((t) => t.at <= now);
+    const later = timers.filter((t) => t.at > now);
+    timers.splice(0, timers.length, ...later);
+    for (const t of due) t.wake();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await Promise.all(all);
+  expect(starts).toHaveLength(12);
+  for (let i = 5; i < starts.length; i++) expect(starts[i]! - starts[i - 5]!).toBeGreaterThanOrEqual(1050);
+});
