@@ -12,7 +12,6 @@ import {
   type Attributes,
 } from '@opentelemetry/api';
 import { logs } from '@opentelemetry/api-logs';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 import type { InstrumentationOptions } from 'applicationinsights';
 import type {
@@ -138,14 +137,13 @@ export function startAzureMonitor(settings: TelemetrySettings, targets: Telemetr
   require('node:http');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('node:https');
-  // msal-node, jose and the Graph client use fetch, which the SDK does not instrument.
-  registerInstrumentations({
-    instrumentations: [
-      new UndiciInstrumentation({
-        requireParentforSpans: true,
-        startSpanHook: (request) => targetOf(request.origin),
-      }),
-    ],
+  // msal-node, jose and the Graph client use fetch, which the SDK does not instrument. An
+  // instrumentation enables itself as it is constructed, on the global tracer and meter providers
+  // the SDK has just set: what `registerInstrumentations` would do, without loading the app's own
+  // copy of @opentelemetry/instrumentation next to the one the SDK and this instrumentation use.
+  new UndiciInstrumentation({
+    requireParentforSpans: true,
+    startSpanHook: (request) => targetOf(request.origin),
   });
 
   // What @azure/functions-opentelemetry-instrumentation does, without its log forwarding (the
