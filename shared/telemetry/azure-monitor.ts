@@ -12,14 +12,8 @@ import {
   type Attributes,
 } from '@opentelemetry/api';
 import { logs } from '@opentelemetry/api-logs';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
-import {
-  flushAzureMonitor,
-  shutdownAzureMonitor,
-  useAzureMonitor,
-  type InstrumentationOptions,
-} from 'applicationinsights';
+import type { InstrumentationOptions } from 'applicationinsights';
 import type {
   MetricDimensions,
   Telemetry,
@@ -29,10 +23,46 @@ import type {
   TelemetrySettings,
   TelemetryTargets,
 } from '../telemetry';
+import { withDeferredRequires } from './deferred-require';
 
 /** The attribute the Azure Monitor exporter turns into a custom event (`customEvents`). */
 const CUSTOM_EVENT_NAME = 'microsoft.custom_event.name';
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * Modules the SDK requires at its top but the app never uses, loaded only if something uses them.
+ * Instrumentations: the app talks to no database and logs through the Functions host. Exporters
+ * and propagators: OpenTelemetry's NodeSDK offers OTLP, Zipkin and Prometheus and B3 and Jaeger to
+ * `OTEL_*` variables; the app exports to Azure Monitor with W3C trace context only. Kept: HTTP,
+ * the Azure SDK's instrumentation (off, see below), the Azure Monitor exporter, the SDK providers.
+ */
+const UNUSED_BY_THE_APP: ReadonlySet<string> = new Set([
+  '@opentelemetry/instrumentation-mongodb',
+  '@opentelemetry/instrumentation-mysql',
+  '@opentelemetry/instrumentation-pg',
+  '@opentelemetry/instrumentation-redis',
+  '@opentelemetry/instrumentation-bunyan',
+  '@opentelemetry/instrumentation-winston',
+  '@opentelemetry/exporter-trace-otlp-http',
+  '@opentelemetry/exporter-trace-otlp-grpc',
+  '@opentelemetry/exporter-trace-otlp-proto',
+  '@opentelemetry/exporter-logs-otlp-http',
+  '@opentelemetry/exporter-logs-otlp-grpc',
+  '@opentelemetry/exporter-logs-otlp-proto',
+  '@opentelemetry/exporter-metrics-otlp-http',
+  '@opentelemetry/exporter-metrics-otlp-grpc',
+  '@opentelemetry/exporter-metrics-otlp-proto',
+  '@opentelemetry/exporter-zipkin',
+  '@opentelemetry/exporter-prometheus',
+  '@opentelemetry/propagator-b3',
+  '@opentelemetry/propagator-jaeger',
+  // What the OTLP exporters share; NodeSDK reads a constant off it when it builds one.
+  '@opentelemetry/otlp-exporter-base',
+  // NodeSDK's declarative configuration (a YAML file named by a variable), used by `startNodeSDK`.
+  '@opentelemetry/configuration',
+  // The browser SDK loader's snippet, for web apps that serve HTML.
+  '@microsoft/applicationinsights-web-snippet',
+]);
 
 let started: Telemetry | undefined;
 
@@ -44,6 +74,11 @@ let started: Telemetry | undefined;
  */
 export function startAzureMonitor(settings: TelemetrySettings, targets: TelemetryTargets): Telemetry {
   if (started) return started;
+  const { flushAzureMonitor, shutdownAzureMonitor, useAzureMonitor } = withDeferredRequires(
+    UNUSED_BY_THE_APP,
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    () => require('applicationinsights') as typeof import('applicationinsights'),
+  );
   keepVmDetectorOut();
   const targetOf = targetNamer(targets);
   const local = LOOPBACK.has(new URL(settings.ingestionEndpoint).hostname);
@@ -78,7 +113,17 @@ export function startAzureMonitor(settings: TelemetrySettings, targets: Telemetr
         ignoreOutgoingRequestHook: () => trace.getSpan(otelContext.active()) === undefined,
         startOutgoingSpanHook: (request: RequestOptions) => targetOf(originOfRequest(request)),
       } as Record<string, unknown>,
+      // Key Vault and Storage calls are recorded by the HTTP instrumentation above, one row per
+      // call with its targetService. The Azure SDK's own spans would add an HTTP span of the
+      // client's pipeline above each of those (two rows per call) and one per client method.
       azureSdk: { enabled: false },
+      // On by default. Off, the SDK never looks into their modules (see UNUSED_BY_THE_APP), and
+      // the app uses none of these libraries.
+      mongoDb: { enabled: false },
+      mySql: { enabled: false },
+      postgreSql: { enabled: false },
+      redis: { enabled: false },
+      redis4: { enabled: false },
       console: { enabled: false },
       bunyan: { enabled: false },
       winston: { enabled: false },
@@ -92,14 +137,13 @@ export function startAzureMonitor(settings: TelemetrySettings, targets: Telemetr
   require('node:http');
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   require('node:https');
-  // msal-node, jose and the Graph client use fetch, which the SDK does not instrument.
-  registerInstrumentations({
-    instrumentations: [
-      new UndiciInstrumentation({
-        requireParentforSpans: true,
-        startSpanHook: (request) => targetOf(request.origin),
-      }),
-    ],
+  // msal-node, jose and the Graph client use fetch, which the SDK does not instrument. An
+  // instrumentation enables itself as it is constructed, on the global tracer and meter providers
+  // the SDK has just set: what `registerInstrumentations` would do, without loading the app's own
+  // copy of @opentelemetry/instrumentation next to the one the SDK and this instrumentation use.
+  new UndiciInstrumentation({
+    requireParentforSpans: true,
+    startSpanHook: (request) => targetOf(request.origin),
   });
 
   // What @azure/functions-opentelemetry-instrumentation does, without its log forwarding (the

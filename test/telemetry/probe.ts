@@ -83,3 +83,21 @@ export function telemetryModules(modules: string[]): string[] {
       ) || /[\\/]shared[\\/]telemetry[\\/]/.test(m),
   );
 }
+
+/**
+ * Loaded modules of the instrumentations, exporters and propagators the app never uses: the
+ * database and logging instrumentations, OTLP, Zipkin and Prometheus, B3 and Jaeger.
+ */
+export function unusedTelemetryModules(modules: string[]): string[] {
+  return modules.filter((m) =>
+    /[\\/]node_modules[\\/](@opentelemetry[\\/](instrumentation-(mongodb|mysql2?|pg|redis(-4)?|ioredis|bunyan|winston)|exporter-[^\\/]+|propagator-(b3|jaeger)|otlp-[^\\/]+|configuration)|@microsoft[\\/]applicationinsights-web-snippet)[\\/]/.test(
+      m,
+    ),
+  );
+}
+
+/** Whether a module of this package (by name, `@scope/name`) was loaded. */
+export function loadedPackage(modules: string[], name: string): boolean {
+  const segment = name.split('/').join('[\\\\/]');
+  return modules.some((m) => new RegExp(`[\\\\/]node_modules[\\\\/]${segment}[\\\\/]`).test(m));
+}

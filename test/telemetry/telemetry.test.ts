@@ -3,7 +3,7 @@ import type { Envelope, IngestionStandIn } from '../../dev/standins/ingestion';
 import { enqueueDeferredNotification } from '../../shared/queue/enqueue';
 import { TestQueues } from '../support/queue';
 import { eventually, startTestApp, type TestApp } from '../support/stack';
-import { hostProbe, nonLoopback, telemetryModules } from './probe';
+import { hostProbe, loadedPackage, nonLoopback, telemetryModules, unusedTelemetryModules } from './probe';
 
 // Telemetry on, end to end: the real SDK in the local host's process sends to the ingestion
 // stand-in, and the assertions are on the envelopes that arrived there, as they would in Azure.
@@ -57,7 +57,18 @@ afterAll(async () => {
   expect(nonLoopback(sockets)).toEqual([]);
   expect(ingestion.unexpected).toEqual([]);
   // The positive control of the telemetry-off test: here the SDK was loaded.
-  expect(telemetryModules(probe.modules()).length).toBeGreaterThan(0);
+  const modules = probe.modules();
+  expect(telemetryModules(modules).length).toBeGreaterThan(0);
+  // Only the instrumentations the app uses were loaded: none for databases or logging libraries,
+  // no OTLP/Zipkin/Prometheus exporter or B3/Jaeger propagator, even though the SDK requires them all.
+  expect(unusedTelemetryModules(modules)).toEqual([]);
+  for (const used of [
+    '@opentelemetry/instrumentation-http',
+    '@opentelemetry/instrumentation-undici',
+    '@azure/monitor-opentelemetry-exporter',
+  ]) {
+    expect([used, loadedPackage(modules, used)]).toEqual([used, true]);
+  }
 });
 
 async function tokenFor(name: string): Promise<{ token: string; oid: string }> {
