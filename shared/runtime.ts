@@ -17,6 +17,7 @@ import { DEPENDENCY_BUDGET } from './http/dependency-budget';
 import { queueOrigin, queueServiceFrom } from './queue/connection';
 import { deferredQueueFrom } from './queue/deferred-queue';
 import { storageProbe } from './queue/probe';
+import { onFirstUse } from './on-first-use';
 import { loadTelemetrySettings, startTelemetry, type Telemetry } from './telemetry';
 
 // The one place the app is wired, once per worker. Settings are validated here, as the entry files
@@ -65,7 +66,8 @@ export const graph = new GraphNotificationClient({
   timeoutMs: DEPENDENCY_BUDGET.graph.perTryMs,
 });
 
-// Built at startup: the identity-based form without a managed identity stops the app here.
+// Checked at startup (the identity-based form without a managed identity, or a connection string
+// the SDK would refuse, stops the app here); the client itself is created at the first queue call.
 const queueService = queueServiceFrom(config.storage, process.env);
 
 export const deferredQueue = deferredQueueFrom(queueService, config.notificationsQueue);
@@ -127,5 +129,5 @@ export const health = new HealthService([
   ),
   httpProbe('keyVault', `${config.keyVaultUrl}/secrets?api-version=7.5`),
   httpProbe('graph', `${config.graphBaseUrl}/me`),
-  storageProbe(queueService.getQueueClient(config.notificationsQueue)),
+  storageProbe(onFirstUse(() => queueService().getQueueClient(config.notificationsQueue))),
 ]);

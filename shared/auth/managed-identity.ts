@@ -1,5 +1,6 @@
-import { ManagedIdentityCredential, type TokenCredentialOptions } from '@azure/identity';
+import type { TokenCredentialOptions } from '@azure/identity';
 import { AppError } from '../errors';
+import { credentialOnFirstUse, type CredentialOnFirstUse } from './credential-on-first-use';
 
 /**
  * The App Service managed identity (`clientId` names a user-assigned one), only where the
@@ -8,20 +9,24 @@ import { AppError } from '../errors';
  * must never happen outside Azure. `@azure/identity` reads those variables from `process.env`
  * itself; `env` is checked so that the choice is made here, explicitly.
  *
- * No network access at construction. Throws `invalid_config` saying what `purpose` needs.
+ * Checked now; the `ManagedIdentityCredential` is created (and @azure/identity loaded) at the
+ * first token request. No network access until then. Throws `invalid_config` saying what
+ * `purpose` needs.
  */
 export function appServiceManagedIdentity(
   env: Readonly<Record<string, string | undefined>>,
   clientId: string | undefined,
   purpose: string,
   options: TokenCredentialOptions = {},
-): ManagedIdentityCredential {
+): CredentialOnFirstUse {
   if (!env.IDENTITY_ENDPOINT?.trim() || !env.IDENTITY_HEADER?.trim()) {
     throw new AppError('invalid_config', {
       detail: `${purpose} needs a managed identity: enable one on the Function App (IDENTITY_ENDPOINT and IDENTITY_HEADER are then set).`,
     });
   }
-  return clientId
-    ? new ManagedIdentityCredential({ ...options, clientId })
-    : new ManagedIdentityCredential(options);
+  return credentialOnFirstUse('managedIdentity', ({ ManagedIdentityCredential }) =>
+    clientId
+      ? new ManagedIdentityCredential({ ...options, clientId })
+      : new ManagedIdentityCredential(options),
+  );
 }

@@ -1,12 +1,19 @@
 // How the function reaches its Key Vault: the credential, chosen explicitly, and the SDK client.
-import { ClientSecretCredential, type TokenCredential } from '@azure/identity';
-import { SecretClient } from '@azure/keyvault-secrets';
+// Both are created on first use, not at load: @azure/identity and @azure/keyvault-secrets are
+// loaded by the first request that reads or writes a refresh token.
+import type { TokenCredential } from '@azure/identity';
+import type { SecretClient } from '@azure/keyvault-secrets';
 import type { Config } from '../config';
 import { AppError } from '../errors';
-import { boundedClientOptions } from '../http/azure-pipeline';
 import { DEPENDENCY_BUDGET } from '../http/dependency-budget';
+import { onFirstUse } from '../on-first-use';
+import { credentialOnFirstUse, type CredentialOnFirstUse } from './credential-on-first-use';
 import { appServiceManagedIdentity } from './managed-identity';
-import { KeyVaultRefreshTokenStore, type KeyVaultRefreshTokenStoreOptions } from './refresh-token-store';
+import {
+  KeyVaultRefreshTokenStore,
+  type KeyVaultRefreshTokenStoreOptions,
+  type SecretStore,
+} from './refresh-token-store';
 
 const PUBLIC_CLOUD_AUTHORITY = 'login.microsoftonline.com';
 
@@ -28,9 +35,10 @@ const PUBLIC_CLOUD_AUTHORITY = 'login.microsoftonline.com';
  * Its token requests get Key Vault's per-try timeout and tries (the identity service is on the
  * path of every Key Vault call); @azure/identity's own default is 3 retries without a timeout.
  *
- * No network access at construction. Throws `invalid_config` naming what is missing.
+ * The settings are checked now; the credential is created, and @azure/identity loaded, at the
+ * first token request. No network access until then. Throws `invalid_config` naming what is missing.
  */
-export function keyVaultCredential(env: Readonly<Record<string, string | undefined>>): TokenCredential {
+export function keyVaultCredential(env: Readonly<Record<string, string | undefined>>): CredentialOnFirstUse {
   const get = (name: string): string | undefined => env[name]?.trim() || undefined;
   const secret = get('AZURE_CLIENT_SECRET');
   const clientId = get('AZURE_CLIENT_ID');
@@ -57,13 +65,17 @@ export function keyVaultCredential(env: Readonly<Record<string, string | undefin
       }
       custom = url.hostname.toLowerCase() !== PUBLIC_CLOUD_AUTHORITY;
     }
-    return new ClientSecretCredential(tenantId, clientId, secret, {
-      ...credentialOptions(),
-      ...(authorityHost ? { authorityHost } : {}),
-      // Otherwise msal asks login.microsoftonline.com about this host (instance discovery) and,
-      // offline or in a private cloud, fails with endpoints_resolution_error.
-      ...(custom ? { disableInstanceDiscovery: true } : {}),
-    });
+    return credentialOnFirstUse(
+      'clientSecret',
+      ({ ClientSecretCredential }) =>
+        new ClientSecretCredential(tenantId, clientId, secret, {
+          ...credentialOptions(),
+          ...(authorityHost ? { authorityHost } : {}),
+          // Otherwise msal asks login.microsoftonline.com about this host (instance discovery) and,
+          // offline or in a private cloud, fails with endpoints_resolution_error.
+          ...(custom ? { disableInstanceDiscovery: true } : {}),
+        }),
+    );
   }
   try {
     return appServiceManagedIdentity(env, clientId, 'Key Vault', credentialOptions());
@@ -76,13 +88,26 @@ export function keyVaultCredential(env: Readonly<Record<string, string | undefin
   }
 }
 
+/**
+ * The SDK client options that bound a call (./http/azure-pipeline), loaded with the clients: it
+ * brings @azure/core-rest-pipeline, which nothing else needs at startup.
+ */
+function boundedClientOptions(
+  ...args: Parameters<typeof import('../http/azure-pipeline').boundedClientOptions>
+): ReturnType<typeof import('../http/azure-pipeline').boundedClientOptions> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, on purpose
+  const pipeline = require('../http/azure-pipeline') as typeof import('../http/azure-pipeline');
+  return pipeline.boundedClientOptions(...args);
+}
+
 /** Key Vault's per-try timeout and tries for the credential; Key Vault's deadline covers it. */
 function credentialOptions() {
   return boundedClientOptions(DEPENDENCY_BUDGET.keyVault, { deadline: false });
 }
 
 /**
- * The store for the app's vault. No network access until the first call. Each call is held to
+ * The store for the app's vault. The `SecretClient` is created, and @azure/keyvault-secrets
+ * loaded, at the store's first call; no network access until then. Each call is held to
  * `DEPENDENCY_BUDGET.keyVault`: a per-try timeout (the SDK has none), 2 tries (the SDK default is
  * 4) and a deadline for the whole call, which also cuts a `Retry-After` the SDK would wait out.
  * Beyond that an HTTP caller gets 503 + Retry-After and the queue retries later.
@@ -92,9 +117,25 @@ export function createKeyVaultRefreshTokenStore(
   credential: TokenCredential = keyVaultCredential(process.env),
   options: KeyVaultRefreshTokenStoreOptions = {},
 ): KeyVaultRefreshTokenStore {
-  const client = new SecretClient(config.keyVaultUrl, credential, {
-    disableChallengeResourceVerification: config.keyVaultDisableChallengeResourceVerification,
-    ...boundedClientOptions(DEPENDENCY_BUDGET.keyVault),
+  const client = onFirstUse(() => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded here, on first use, on purpose
+    const { SecretClient } = require('@azure/keyvault-secrets') as typeof import('@azure/keyvault-secrets');
+    return new SecretClient(config.keyVaultUrl, credential, {
+      disableChallengeResourceVerification: config.keyVaultDisableChallengeResourceVerification,
+      ...boundedClientOptions(DEPENDENCY_BUDGET.keyVault),
+    });
   });
-  return new KeyVaultRefreshTokenStore(client, options);
+  return new KeyVaultRefreshTokenStore(secretStoreOf(client), options);
+}
+
+/** The store's port onto a `SecretClient` that `client()` creates at the first call. */
+function secretStoreOf(client: () => SecretClient): SecretStore {
+  return {
+    setSecret: (...args) => client().setSecret(...args),
+    getSecret: (...args) => client().getSecret(...args),
+    beginDeleteSecret: (...args) => client().beginDeleteSecret(...args),
+    getDeletedSecret: (...args) => client().getDeletedSecret(...args),
+    purgeDeletedSecret: (...args) => client().purgeDeletedSecret(...args),
+    beginRecoverDeletedSecret: (...args) => client().beginRecoverDeletedSecret(...args),
+  };
 }

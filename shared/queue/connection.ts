@@ -1,6 +1,8 @@
-import { QueueServiceClient, type StoragePipelineOptions } from '@azure/storage-queue';
+import type { QueueServiceClient, StoragePipelineOptions } from '@azure/storage-queue';
 import { appServiceManagedIdentity } from '../auth/managed-identity';
 import type { StorageConnection } from '../config';
+import { AppError } from '../errors';
+import { onFirstUse } from '../on-first-use';
 
 // The SDK's own retries are off: its per-try `tryTimeoutInMs` is only the server-side `timeout`
 // parameter, so a storage endpoint that accepts a connection and never answers would hold its
@@ -10,22 +12,64 @@ const OPTIONS: StoragePipelineOptions = { retryOptions: { maxTries: 1 } };
 /**
  * The queue service of `AzureWebJobsStorage`: from its connection string, or from its
  * identity-based settings with the Function App's managed identity (never another credential,
- * and only where App Service advertises one). No network access at construction; throws
- * `invalid_config` when the identity form is configured without a managed identity.
+ * and only where App Service advertises one).
+ *
+ * The settings are checked now: throws `invalid_config` when the identity form is configured
+ * without a managed identity, or when the connection string names no queue endpoint or no
+ * credential. The client is created, and @azure/storage-queue loaded, at the first call of the
+ * returned function (the first queue write or health check); no network access until then.
  */
 export function queueServiceFrom(
   storage: StorageConnection,
   env: Readonly<Record<string, string | undefined>>,
-): QueueServiceClient {
+): () => QueueServiceClient {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, on purpose
+  const sdk = () => require('@azure/storage-queue') as typeof import('@azure/storage-queue');
   if (storage.kind === 'connectionString') {
-    return QueueServiceClient.fromConnectionString(storage.connectionString, OPTIONS);
+    checkConnectionString(storage.connectionString);
+    return onFirstUse(() => sdk().QueueServiceClient.fromConnectionString(storage.connectionString, OPTIONS));
   }
   const credential = appServiceManagedIdentity(
     env,
     storage.clientId,
     'AzureWebJobsStorage__queueServiceUri / __accountName (an identity-based connection)',
   );
-  return new QueueServiceClient(storage.queueServiceUri, credential, OPTIONS);
+  return onFirstUse(() => new (sdk().QueueServiceClient)(storage.queueServiceUri, credential, OPTIONS));
+}
+
+/**
+ * What the storage SDK refuses when it parses the connection string (the SDK itself is loaded only
+ * at the first queue call, so its rules are checked here, at startup): an account key form
+ * (`DefaultEndpointsProtocol`, `AccountName`, `AccountKey`, and `EndpointSuffix` unless
+ * `QueueEndpoint` is given), or a SAS form (`QueueEndpoint` and `SharedAccessSignature`).
+ */
+function checkConnectionString(connection: string): void {
+  if (connection.startsWith('UseDevelopmentStorage=true')) return;
+  // As the SDK reads them: case-sensitive keys, the first occurrence wins.
+  const value = (key: string): string =>
+    connection
+      .split(';')
+      .map((part) => part.trim())
+      .find((part) => part.startsWith(`${key}=`))
+      ?.slice(key.length + 1) ?? '';
+  let problem: string | undefined;
+  if (connection.includes('DefaultEndpointsProtocol=') && connection.includes('AccountKey=')) {
+    const protocol = value('DefaultEndpointsProtocol').toLowerCase();
+    if (!value('AccountName')) problem = 'it has no AccountName';
+    else if (!value('AccountKey')) problem = 'its AccountKey is empty';
+    else if (!value('QueueEndpoint') && protocol !== 'https' && protocol !== 'http')
+      problem = 'its DefaultEndpointsProtocol must be https or http';
+    else if (!value('QueueEndpoint') && !value('EndpointSuffix'))
+      problem = 'it has neither QueueEndpoint nor EndpointSuffix';
+  } else if (!value('QueueEndpoint') || !value('SharedAccessSignature')) {
+    problem =
+      'it has neither an account key (DefaultEndpointsProtocol, AccountName, AccountKey) nor a QueueEndpoint with a SharedAccessSignature';
+  }
+  if (problem) {
+    throw new AppError('invalid_config', {
+      detail: `AzureWebJobsStorage is not a storage connection string the queue client accepts: ${problem}.`,
+    });
+  }
 }
 
 /** The queue service's address, to name storage dependencies; none for a connection string without one. */

@@ -2,6 +2,7 @@ import type { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { AppError } from '../errors';
 import { callWithTries } from '../http/bounded-call';
 import { DEPENDENCY_BUDGET, type CallBudget } from '../http/dependency-budget';
+import { onFirstUse } from '../on-first-use';
 import type { QueueMessage } from './message';
 import { toQueueText } from './message';
 
@@ -26,21 +27,22 @@ export interface PoisonRecord {
 /**
  * The deferred queue and its poison queue (`<queue>-poison`, the name the Functions host uses),
  * through @azure/storage-queue. Messages are written base64-encoded, as the trigger reads them.
+ * The clients are asked for at the first write (creating them loads the storage SDK).
  */
 export class DeferredQueue {
   private ready: Promise<void> | undefined;
 
   constructor(
-    private readonly queue: QueueClient,
-    private readonly poisonQueue: QueueClient,
+    private readonly queue: () => QueueClient,
+    private readonly poisonQueue: () => QueueClient,
     private readonly budget: CallBudget = DEPENDENCY_BUDGET.storage,
   ) {}
 
   /** Creates both queues on first use (an enqueuing system may come before any message). */
   private ensure(abortSignal: AbortSignal): Promise<void> {
     this.ready ??= Promise.all([
-      this.queue.createIfNotExists({ abortSignal }),
-      this.poisonQueue.createIfNotExists({ abortSignal }),
+      this.queue().createIfNotExists({ abortSignal }),
+      this.poisonQueue().createIfNotExists({ abortSignal }),
     ]).then(
       () => undefined,
       (err: unknown) => {
@@ -69,7 +71,8 @@ export class DeferredQueue {
     await this.write(this.poisonQueue, toQueueText(record), 0);
   }
 
-  private async write(client: QueueClient, text: string, visibilityTimeout: number): Promise<void> {
+  private async write(queue: () => QueueClient, text: string, visibilityTimeout: number): Promise<void> {
+    const client = queue();
     try {
       // A try that timed out may still have landed: a retry can then add a second copy. Delivery
       // is idempotent by appNotificationId, as it must be for the queue's at-least-once anyway.
@@ -99,7 +102,10 @@ function isTransientStorageError(err: unknown): boolean {
   return status === undefined || status === 500 || status === 503;
 }
 
-/** Both queues (`queueName` and `<queueName>-poison`) of a queue service. */
-export function deferredQueueFrom(service: QueueServiceClient, queueName: string): DeferredQueue {
-  return new DeferredQueue(service.getQueueClient(queueName), service.getQueueClient(`${queueName}-poison`));
+/** Both queues (`queueName` and `<queueName>-poison`) of a queue service created on first use. */
+export function deferredQueueFrom(service: () => QueueServiceClient, queueName: string): DeferredQueue {
+  return new DeferredQueue(
+    onFirstUse(() => service().getQueueClient(queueName)),
+    onFirstUse(() => service().getQueueClient(`${queueName}-poison`)),
+  );
 }

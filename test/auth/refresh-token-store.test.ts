@@ -480,9 +480,11 @@ describe('keyVaultCredential', () => {
       /IDENTITY_ENDPOINT/,
     );
     const env = { IDENTITY_ENDPOINT: 'http://127.0.0.1:1/msi/token', IDENTITY_HEADER: 'h' };
-    expect(keyVaultCredential(env)).toBeInstanceOf(ManagedIdentityCredential);
-    expect(keyVaultCredential({ ...env, AZURE_CLIENT_ID: FUNCTION_IDENTITY.clientId })).toBeInstanceOf(
-      ManagedIdentityCredential,
-    );
+    expect(keyVaultCredential(env).kind).toBe('managedIdentity');
+    // Created at the first token request, or when asked (no network access either way).
+    expect(keyVaultCredential(env).instance()).toBeInstanceOf(ManagedIdentityCredential);
+    expect(
+      keyVaultCredential({ ...env, AZURE_CLIENT_ID: FUNCTION_IDENTITY.clientId }).instance(),
+    ).toBeInstanceOf(ManagedIdentityCredential);
   });
 });
