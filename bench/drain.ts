@@ -154,7 +154,7 @@ export interface DrainFloorRow {
   delivered: number;
   /** The floor function's own Graph POST time, mean (the stand-in's latency plus the machine's). */
   graphMsMean: number;
-  /** Invocations in flight as each POST started (itself included), mean and max. */
+  /** Graph POSTs in flight, time-weighted over first to last delivery (Little: rate × POST time), and the most seen. */
   meanInFlight: number;
   maxInFlight: number;
   /** What the host's cap allows at the floor's own POST time: maxConcurrentInvocations ÷ graphMsMean. */
@@ -241,7 +241,7 @@ export async function measureDrainFloor(options: {
     steadyPerSecond: round(steady, 1),
     delivered: timing.delivered,
     graphMsMean: round(stats.graphMsMean, 1),
-    meanInFlight: round(stats.meanInFlightAtStart, 1),
+    meanInFlight: round((stats.posts * stats.graphMsMean) / 1000 / timing.steadySeconds, 1),
     maxInFlight: stats.maxInFlight,
     capAtMeasuredLatencyPerSecond: round((batchSize + newBatchThreshold) / (stats.graphMsMean / 1000), 1),
     azuriteOnlyPerSecond: round((options.messages - Math.max(left, 0)) / azuriteSeconds, 1),

@@ -29,11 +29,11 @@ export async function graphTokenFor(stack: LocalStack, assertion: string): Promi
   // node:https with the stand-ins' CA: this process's fetch does not trust it (NODE_EXTRA_CA_CERTS
   // is read only as a process starts, and the benchmark is not started with it).
   const form = new URLSearchParams({
-      grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
-      client_id: API_APP.clientId,
-      client_secret: API_APP.clientSecret,
-      assertion,
-      scope: 'https://graph.microsoft.com/Notifications.ReadWrite.CreatedByApp offline_access',
+    grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+    client_id: API_APP.clientId,
+    client_secret: API_APP.clientSecret,
+    assertion,
+    scope: 'https://graph.microsoft.com/Notifications.ReadWrite.CreatedByApp offline_access',
     requested_token_use: 'on_behalf_of',
   }).toString();
   const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -65,7 +65,6 @@ export interface FloorStats {
   posts: number;
   graphMsMean: number;
   maxInFlight: number;
-  meanInFlightAtStart: number;
 }
 
 export async function floorStats(hostUrl: string): Promise<FloorStats> {

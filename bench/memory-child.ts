@@ -3,6 +3,7 @@
 // TokenService's OBO exchange against the Entra stand-in, as it would in the app. On `measure`
 // it reports RSS and heap after a full GC (run with --expose-gc) and the partitions held.
 import { readFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { TokenService } from '../shared/auth/token-service';
 import { loadConfig } from '../shared/config';
 
@@ -28,6 +29,8 @@ export interface MemoryBreakdown {
   heapUsedMb: number;
   /** What V8 holds for its heap (used or not): committed pages count in RSS. */
   heapTotalMb: number;
+  /** Of that, the young generation (semi-spaces), which grows under allocation pressure and is not shrunk by a full GC. */
+  newSpaceMb: number;
   /** Memory of C++ objects bound to JS ones, ArrayBuffers included (Buffers, TLS state V8 is told of). */
   externalMb: number;
   arrayBuffersMb: number;
@@ -55,6 +58,8 @@ export function memoryBreakdown(): MemoryBreakdown {
     rssMb: memory.rss / 2 ** 20,
     heapUsedMb: memory.heapUsed / 2 ** 20,
     heapTotalMb: memory.heapTotal / 2 ** 20,
+    newSpaceMb:
+      (getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0) / 2 ** 20,
     externalMb: memory.external / 2 ** 20,
     arrayBuffersMb: memory.arrayBuffers / 2 ** 20,
     rssAnonMb: procStatusMb('RssAnon'),

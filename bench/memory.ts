@@ -32,7 +32,8 @@ export async function measureMemory(options: {
 }): Promise<{ rows: MemoryRow[]; seconds: number }> {
   const entra = await startEntraStandIn({ tls: options.tls, port: 0 });
   const child = fork(path.join(__dirname, 'memory-child.js'), [], {
-    execArgv: ['--expose-gc'],
+    // BENCH_MEMORY_NODE_FLAGS: for experiments on V8's heap sizing (--max-semi-space-size=1, say).
+    execArgv: ['--expose-gc', ...(process.env.BENCH_MEMORY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])],
     env: {
       PATH: process.env.PATH ?? '',
       // For experiments on the allocator (MALLOC_ARENA_MAX=2, say): passed through when set.
@@ -74,6 +75,7 @@ export async function measureMemory(options: {
         rssMb: round(m.rssMb, 1),
         heapUsedMb: round(m.heapUsedMb, 1),
         heapTotalMb: round(m.heapTotalMb, 1),
+        newSpaceMb: round(m.newSpaceMb, 1),
         externalMb: round(m.externalMb, 1),
         arrayBuffersMb: round(m.arrayBuffersMb, 1),
         rssAnonMb: round(m.rssAnonMb, 1),

@@ -10,7 +10,7 @@ import { postJson, round, runClosedLoop } from './load';
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string };
+  callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
 
@@ -98,7 +98,9 @@ export function summarise(
     busy += micros;
     add(packages, isNodeOwn(owner) ? chargedTo(id) : owner, micros);
     add(selves, owner === 'node (core)' ? node.callFrame.url : owner, micros);
-    add(functions, `${node.callFrame.functionName || '(anonymous)'} — ${owner === 'node (core)' ? node.callFrame.url : owner}`, micros);
+    const f = node.callFrame;
+    const where = f.url ? `${f.url.replace(/^.*node_modules\//, '')}:${f.lineNumber + 1}` : owner;
+    add(functions, `${f.functionName || '(anonymous)'} — ${where}`, micros);
   }
   const ms = (micros: number): number => micros / 1000;
   const sorted = (m: Map<string, number>): [string, number][] => [...m].sort((a, b) => b[1] - a[1]);

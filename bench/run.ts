@@ -147,12 +147,23 @@ async function main(): Promise<void> {
         await floor.stop();
       }
       if (args.only.has('profile')) {
-        log(`\n[2b] the app's CPU at concurrency 64: a host of its own with the CPU profiler on, ${args.requests} requests`);
-        const p = await profileSendNow({ settings: hostSettings, tokens, concurrency: 64, requests: args.requests });
+        log(
+          `\n[2b] the app's CPU at concurrency 64: a host of its own with the CPU profiler on, ${args.requests} requests`,
+        );
+        const p = await profileSendNow({
+          settings: hostSettings,
+          tokens,
+          concurrency: 64,
+          requests: args.requests,
+        });
         results.profile = p;
-        log(`  ${p.cpuMsPerRequest} ms of host CPU per request (host busy ${Math.round(p.busyShare * 100)} % of the window)`);
+        log(
+          `  ${p.cpuMsPerRequest} ms of host CPU per request (host busy ${Math.round(p.busyShare * 100)} % of the window)`,
+        );
         for (const row of p.byPackage.slice(0, 8))
-          log(`    ${row.what.padEnd(34)} ${String(row.perRequestMs).padStart(6)} ms/req  ${Math.round(row.share * 100)} %`);
+          log(
+            `    ${row.what.padEnd(34)} ${String(row.perRequestMs).padStart(6)} ms/req  ${Math.round(row.share * 100)} %`,
+          );
       }
     }
 
@@ -226,7 +237,9 @@ async function main(): Promise<void> {
             `${row.refusedConnections.length ? `  REFUSED: ${row.refusedConnections.join(', ')}` : ''}${row.note ? `  (${row.note})` : ''}`,
         );
       }
-      log(`  spawn → first 201 for a new user, against the floor function: ${args.firstResponseRuns} host starts each`);
+      log(
+        `  spawn → first 201 for a new user, against the floor function: ${args.firstResponseRuns} host starts each`,
+      );
       results.firstResponse = await measureFirstResponse({
         stack,
         settings: hostSettings,

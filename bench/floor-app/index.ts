@@ -13,10 +13,9 @@ const graphToken = process.env.BENCH_FLOOR_GRAPH_TOKEN ?? '';
 const targetHostName = process.env.TARGET_HOST_NAME || 'graph-notify.local';
 
 /** What the floor measured itself, read by the benchmark through `GET /api/floor-stats`. */
-const stats = { posts: 0, graphMsTotal: 0, inFlight: 0, maxInFlight: 0, inFlightSum: 0 };
+const stats = { posts: 0, graphMsTotal: 0, inFlight: 0, maxInFlight: 0 };
 
 async function postToGraph(title: string): Promise<number> {
-  stats.inFlightSum += stats.inFlight;
   stats.inFlight++;
   stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
   const started = performance.now();
@@ -68,8 +67,6 @@ app.http('floorStats', {
       posts: stats.posts,
       graphMsMean: stats.posts ? stats.graphMsTotal / stats.posts : 0,
       maxInFlight: stats.maxInFlight,
-      // In flight as each POST started (itself included): how full the host kept the pipeline.
-      meanInFlightAtStart: stats.posts ? stats.inFlightSum / stats.posts + 1 : 0,
     },
   }),
 });
