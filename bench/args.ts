@@ -13,16 +13,21 @@ export interface BenchArgs {
   /** Section 6: a Teams backlog for one tenant at TEAMS_MAX_RPS_PER_TENANT (the stand-in 429s beyond it). */
   teams: { messages: number; senders: number; recipients: number; perSecond: number };
   coldStartRuns: number;
+  /** Section 4b: host processes per variant (app, floor function) for "spawn → first 201". */
+  firstResponseRuns: number;
   memoryUsers: { small: number; large: number };
-  /** Which sections to run (all by default): 1-2 send-now, 3 drain, 4 cold start, 5 memory, 6 teams. */
+  /**
+   * Which sections to run (all by default): 1-2 send-now, profile (the app's CPU at concurrency 64),
+   * 3 drain (with its floor), 4 cold start (with spawn → first 201), 5 memory, 6 teams.
+   */
   only: Set<string>;
   out: string | undefined;
 }
 
 const USAGE = `npm run bench -- [--quick] [--entra-ms N] [--graph-ms N] [--vault-ms N] [--requests N]
-  [--memory-users N] [--teams-messages N] [--teams-rps N] [--only send,drain,cold,memory,teams] [--out FILE]
-  --quick        about a minute: 200 requests per row, 1,000 queued messages, 3 cold starts, 5,000 users,
-                 100 Teams messages at 20/s
+  [--memory-users N] [--teams-messages N] [--teams-rps N] [--only send,profile,drain,cold,memory,teams] [--out FILE]
+  --quick        about two minutes: 200 requests per row, 1,000 queued messages, 3 cold loads and 5 host
+                 starts per variant, 5,000 users, 100 Teams messages at 20/s
   --teams-messages  Teams messages for one tenant (default 500, quick 100)
   --teams-rps    TEAMS_MAX_RPS_PER_TENANT and the Graph stand-in's Teams rate (default 5 as Graph, quick 20)
   --entra-ms     latency added by the identity stand-in (default 80)
@@ -70,7 +75,7 @@ export function parseArgs(argv: string[]): BenchArgs {
   const quick = switches.has('--quick');
   if (flags.get('--teams-rps') === '0') throw new Error('--teams-rps must be at least 1');
   const only = new Set(
-    (flags.get('--only') ?? 'send,drain,cold,memory,teams').split(',').map((s) => s.trim()),
+    (flags.get('--only') ?? 'send,profile,drain,cold,memory,teams').split(',').map((s) => s.trim()),
   );
   return {
     quick,
@@ -93,6 +98,7 @@ export function parseArgs(argv: string[]): BenchArgs {
       perSecond: num('--teams-rps', quick ? 20 : 5),
     },
     coldStartRuns: quick ? 3 : 10,
+    firstResponseRuns: quick ? 5 : 10,
     memoryUsers: { small: 100, large: num('--memory-users', quick ? 5_000 : 100_000) },
     only,
     out: flags.get('--out'),

@@ -6,6 +6,7 @@ import { readHostJson } from '../dev/settings';
 import type { LocalStack } from '../dev/stack';
 import { devUser } from '../dev/standins/identities';
 import { enqueueDeferredNotification } from '../shared/queue/enqueue';
+import { floorSettings, floorStats, graphTokenFor, FLOOR_QUEUE, type FloorStats } from './floor';
 import { round, runClosedLoop } from './load';
 
 export interface DrainRow {
@@ -91,20 +92,7 @@ export async function measureDrain(options: {
   const vaultBefore = stack.keyVault!.operations.length;
 
   const host = await startFunctionHost({ settings: options.settings, port: 0 });
-  const started = Date.now();
-  const deadline = started + 180_000;
-  let delivered = 0;
-  for (;;) {
-    delivered = stack.graph!.attempts.filter((a) => a.method === 'POST' && a.status === 201).length;
-    if (delivered >= options.messages && ((await queue.getProperties()).approximateMessagesCount ?? 0) === 0)
-      break;
-    if (Date.now() > deadline) throw new Error(`drain did not finish in 180 s (${delivered} delivered)`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  const drainSeconds = (Date.now() - started) / 1000;
-  const posts = stack.graph!.attempts.filter((a) => a.method === 'POST' && a.status === 201);
-  const times = posts.map((a) => Date.parse(a.at)).sort((a, b) => a - b);
-  const steadySeconds = (times[times.length - 1]! - times[0]!) / 1000;
+  const { delivered, drainSeconds, steadySeconds } = await waitForDrain(stack, queue, options.messages);
   const poisoned = (await poison.getProperties()).approximateMessagesCount ?? 0;
 
   const hostJson = readHostJson();
@@ -134,5 +122,130 @@ export async function measureDrain(options: {
       vaultOpsPerMessage: round((stack.keyVault!.operations.length - vaultBefore) / n, 4),
       identityCallsPerMessage: round((stack.entra!.requests.length - identityBefore) / n, 4),
     },
+  };
+}
+
+/** Polls until `messages` Graph deliveries were seen and the queue is empty; times from the call. */
+async function waitForDrain(
+  stack: LocalStack,
+  queue: QueueClient,
+  messages: number,
+): Promise<{ delivered: number; drainSeconds: number; steadySeconds: number }> {
+  const started = Date.now();
+  const deadline = started + 180_000;
+  let delivered = 0;
+  for (;;) {
+    delivered = stack.graph!.attempts.filter((a) => a.method === 'POST' && a.status === 201).length;
+    if (delivered >= messages && ((await queue.getProperties()).approximateMessagesCount ?? 0) === 0) break;
+    if (Date.now() > deadline) throw new Error(`drain did not finish in 180 s (${delivered} delivered)`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const drainSeconds = (Date.now() - started) / 1000;
+  const posts = stack.graph!.attempts.filter((a) => a.method === 'POST' && a.status === 201);
+  const times = posts.map((a) => Date.parse(a.at)).sort((a, b) => a - b);
+  return { delivered, drainSeconds, steadySeconds: (times[times.length - 1]! - times[0]!) / 1000 };
+}
+
+export interface DrainFloorRow {
+  messages: number;
+  drainSeconds: number;
+  messagesPerSecond: number;
+  steadyPerSecond: number;
+  delivered: number;
+  /** The floor function's own Graph POST time, mean (the stand-in's latency plus the machine's). */
+  graphMsMean: number;
+  /** Graph POSTs in flight, time-weighted over first to last delivery (Little: rate × POST time), and the most seen. */
+  meanInFlight: number;
+  maxInFlight: number;
+  /** What the host's cap allows at the floor's own POST time: maxConcurrentInvocations ÷ graphMsMean. */
+  capAtMeasuredLatencyPerSecond: number;
+  /** Azurite alone: receive (16 at a time, two receivers) and delete, no function, no Graph. */
+  azuriteOnlyPerSecond: number;
+  /** The app's drain rate as a ratio of this floor's (overall, and steady to steady). */
+  appOverFloor: number;
+  appSteadyOverFloorSteady: number;
+}
+
+async function enqueueRaw(queue: QueueClient, messages: number): Promise<void> {
+  const body = Buffer.from(JSON.stringify({ floor: true })).toString('base64');
+  const enqueued = await runClosedLoop({
+    count: messages,
+    concurrency: 32,
+    expectStatus: 0,
+    send: async () => {
+      await queue.sendMessage(body);
+      return 0;
+    },
+  });
+  if (enqueued.failed > 0) throw new Error(`enqueueing failed: ${JSON.stringify(enqueued.failures)}`);
+}
+
+/**
+ * The drain's floor: the same number of messages, on the same local host, Azurite, host.json and Graph
+ * stand-in, drained by the floor function app (one Graph POST per message with a token it holds);
+ * then the same backlog received and deleted by Azurite alone, to see what limits the floor itself.
+ */
+export async function measureDrainFloor(options: {
+  stack: LocalStack;
+  settings: Record<string, string>;
+  floorApp: string;
+  messages: number;
+  app: DrainRow;
+}): Promise<DrainFloorRow> {
+  const { stack } = options;
+  const user = devUser('bench-drain-floor-user');
+  const graphToken = await graphTokenFor(stack, await stack.entra!.issueUserToken({ user: user.oid }));
+  const queue = new QueueClient(options.settings.AzureWebJobsStorage!, FLOOR_QUEUE);
+  await queue.createIfNotExists();
+  await queue.clearMessages();
+  await enqueueRaw(queue, options.messages);
+  stack.graph!.reset();
+  const host = await startFunctionHost({
+    settings: floorSettings(options.settings, graphToken),
+    port: 0,
+    appRoot: options.floorApp,
+  });
+  let timing: Awaited<ReturnType<typeof waitForDrain>>;
+  let stats: FloorStats;
+  try {
+    timing = await waitForDrain(stack, queue, options.messages);
+    stats = await floorStats(host.url);
+  } finally {
+    await host.stop();
+  }
+  stack.graph!.reset();
+
+  // Azurite alone, as the host's listener uses it (batches of 16, up to two batches in flight).
+  await enqueueRaw(queue, options.messages);
+  const azuriteStarted = performance.now();
+  let left = options.messages;
+  const receiver = async (): Promise<void> => {
+    while (left > 0) {
+      const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 16 });
+      if (receivedMessageItems.length === 0) break;
+      left -= receivedMessageItems.length;
+      await Promise.all(receivedMessageItems.map((m) => queue.deleteMessage(m.messageId, m.popReceipt)));
+    }
+  };
+  await Promise.all([receiver(), receiver()]);
+  const azuriteSeconds = (performance.now() - azuriteStarted) / 1000;
+  await queue.clearMessages();
+
+  const { batchSize, newBatchThreshold } = readHostJson().queues;
+  const perSecond = options.messages / timing.drainSeconds;
+  const steady = (options.messages - 1) / timing.steadySeconds;
+  return {
+    messages: options.messages,
+    drainSeconds: round(timing.drainSeconds, 2),
+    messagesPerSecond: round(perSecond, 1),
+    steadyPerSecond: round(steady, 1),
+    delivered: timing.delivered,
+    graphMsMean: round(stats.graphMsMean, 1),
+    meanInFlight: round((stats.posts * stats.graphMsMean) / 1000 / timing.steadySeconds, 1),
+    maxInFlight: stats.maxInFlight,
+    capAtMeasuredLatencyPerSecond: round((batchSize + newBatchThreshold) / (stats.graphMsMean / 1000), 1),
+    azuriteOnlyPerSecond: round((options.messages - Math.max(left, 0)) / azuriteSeconds, 1),
+    appOverFloor: round(options.app.messagesPerSecond / perSecond, 2),
+    appSteadyOverFloorSteady: round(options.app.steadyPerSecond / steady, 2),
   };
 }

@@ -7,15 +7,16 @@ import { startEntraStandIn } from '../dev/standins/entra';
 import { API_APP, DEV_TENANT_ID, devUser } from '../dev/standins/identities';
 import type { LocalTls } from '../dev/tls';
 import { round } from './load';
-import type { FromMemoryChild, MemoryUser, ToMemoryChild } from './memory-child';
+import type { FromMemoryChild, MemoryBreakdown, MemoryUser, ToMemoryChild } from './memory-child';
 
-export interface MemoryRow {
+export interface MemoryRow extends Omit<MemoryBreakdown, 'resources'> {
   label: string;
   users: number;
-  rssMb: number;
-  heapUsedMb: number;
   partitions: number;
   maxPartitions: number;
+  /** Open sockets (TCPSocketWrap) and all open handles of the child at the measurement. */
+  sockets: number;
+  handles: number;
 }
 
 const BATCH = 500;
@@ -31,9 +32,14 @@ export async function measureMemory(options: {
 }): Promise<{ rows: MemoryRow[]; seconds: number }> {
   const entra = await startEntraStandIn({ tls: options.tls, port: 0 });
   const child = fork(path.join(__dirname, 'memory-child.js'), [], {
-    execArgv: ['--expose-gc'],
+    // BENCH_MEMORY_NODE_FLAGS: for experiments on V8's heap sizing (--max-semi-space-size=1, say).
+    execArgv: ['--expose-gc', ...(process.env.BENCH_MEMORY_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])],
     env: {
       PATH: process.env.PATH ?? '',
+      // For experiments on the allocator (MALLOC_ARENA_MAX=2, say): passed through when set.
+      ...(process.env.BENCH_MEMORY_MALLOC_ARENA_MAX
+        ? { MALLOC_ARENA_MAX: process.env.BENCH_MEMORY_MALLOC_ARENA_MAX }
+        : {}),
       NODE_EXTRA_CA_CERTS: options.tls.caPath,
       ...options.settings,
       ENTRA_AUTHORITY_HOST: entra.url,
@@ -68,8 +74,16 @@ export async function measureMemory(options: {
         users: m.users,
         rssMb: round(m.rssMb, 1),
         heapUsedMb: round(m.heapUsedMb, 1),
+        heapTotalMb: round(m.heapTotalMb, 1),
+        newSpaceMb: round(m.newSpaceMb, 1),
+        externalMb: round(m.externalMb, 1),
+        arrayBuffersMb: round(m.arrayBuffersMb, 1),
+        rssAnonMb: round(m.rssAnonMb, 1),
+        rssFileMb: round(m.rssFileMb, 1),
         partitions: m.partitions,
         maxPartitions: DEFAULT_MAX_PARTITIONS,
+        sockets: m.resources.TCPSocketWrap ?? 0,
+        handles: Object.values(m.resources).reduce((a, b) => a + b, 0),
       });
     };
     await measure('no user yet');

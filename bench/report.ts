@@ -1,7 +1,9 @@
 // The printed table — Markdown, so the same text goes into docs/performance.md — and the JSON file.
 import type { ColdStartRow } from './cold-start';
-import type { DrainRow } from './drain';
+import type { DrainFloorRow, DrainRow } from './drain';
+import type { FirstResponseRow } from './first-response';
 import type { MemoryRow } from './memory';
+import type { ProfileRow } from './profile';
 import type { SendNowRow } from './send-now';
 import type { TeamsRow } from './teams';
 
@@ -19,8 +21,11 @@ export interface ReportInput {
     /** p50 of (a) minus p50 of (c): what the app adds per notification on top of the Graph POST. */
     appOverheadP50Ms: number;
   }[];
+  profile: ProfileRow | undefined;
   drain: DrainRow | undefined;
+  drainFloor: DrainFloorRow | undefined;
   coldStart: ColdStartRow[];
+  firstResponse: { rows: FirstResponseRow[]; appOverFloorMs: number } | undefined;
   memory: { rows: MemoryRow[]; seconds: number } | undefined;
   teams: TeamsRow | undefined;
 }
@@ -99,6 +104,27 @@ export function renderTable(r: ReportInput): string {
       ),
     );
   }
+  if (r.profile) {
+    const p = r.profile;
+    out.push(
+      `\n**2b. The app's CPU at concurrency ${p.concurrency}** (a host of its own with V8's CPU profiler, ${p.requests} requests after one per user; ` +
+        `self time of the measured window by package): **${p.cpuMsPerRequest} ms of host CPU per request**, host busy ` +
+        `${Math.round(p.busyShare * 100)} % of the window\n`,
+    );
+    out.push(
+      table(
+        ['charged to (Node core → its caller)', 'ms per request', 'share of host CPU'],
+        p.byPackage.map((b) => [b.what, b.perRequestMs, `${Math.round(b.share * 1000) / 10} %`]),
+      ),
+    );
+    out.push('');
+    out.push(
+      table(
+        ['self time in (Node core by module)', 'ms per request', 'share of host CPU'],
+        p.bySelf.map((b) => [b.what, b.perRequestMs, `${Math.round(b.share * 1000) / 10} %`]),
+      ),
+    );
+  }
   if (r.drain) {
     const d = r.drain;
     out.push(
@@ -136,6 +162,41 @@ export function renderTable(r: ReportInput): string {
       ),
     );
   }
+  if (r.drainFloor) {
+    const f = r.drainFloor;
+    out.push(
+      `\n**3b. Deferred drain, floor function** (the same ${f.messages} messages, host, Azurite and host.json; ` +
+        `one Graph POST per message with a token it holds)\n`,
+    );
+    out.push(
+      table(
+        [
+          'messages/s',
+          'steady messages/s',
+          'time to drain',
+          'app / floor',
+          'app / floor, steady',
+          "floor's Graph POST ms",
+          'in flight mean (max)',
+          'cap at that latency',
+          'Azurite alone, receive+delete',
+        ],
+        [
+          [
+            f.messagesPerSecond,
+            f.steadyPerSecond,
+            `${f.drainSeconds} s`,
+            `${f.appOverFloor}×`,
+            `${f.appSteadyOverFloorSteady}×`,
+            f.graphMsMean,
+            `${f.meanInFlight} (${f.maxInFlight})`,
+            `${f.capAtMeasuredLatencyPerSecond}/s`,
+            `${f.azuriteOnlyPerSecond}/s`,
+          ],
+        ],
+      ),
+    );
+  }
   if (r.coldStart.length > 0) {
     out.push(`\n**4. Cold start** (fresh process each; median of ${r.coldStart[0]!.runs})\n`);
     out.push(
@@ -162,14 +223,53 @@ export function renderTable(r: ReportInput): string {
     );
     for (const c of r.coldStart) if (c.note) out.push(`\n⁽ᵖᵉⁿᵈⁱⁿᵍ⁾ ${c.note}.`);
   }
+  if (r.firstResponse) {
+    const f = r.firstResponse;
+    out.push(
+      `\n**4b. Process start → first 201** (the local host spawned, then \`POST /api/notifications\` for a user never ` +
+        `seen; median of ${f.rows[0]?.runs ?? 0}, interleaved): app − floor = **${f.appOverFloorMs} ms**\n`,
+    );
+    out.push(
+      table(
+        ['what', 'spawn→201 ms', 'spawn→listening ms', 'listening→201 ms', 'min–max ms'],
+        f.rows.map((x) => [
+          x.what,
+          x.spawnTo201MsMedian,
+          x.spawnToListeningMsMedian,
+          x.listeningTo201MsMedian,
+          `${x.spawnTo201MsMin}–${x.spawnTo201MsMax}`,
+        ]),
+      ),
+    );
+  }
   if (r.memory) {
     out.push(
       `\n**5. Memory under many users** (token service in its own process, RSS after GC; ${r.memory.seconds} s)\n`,
     );
     out.push(
       table(
-        ['after', 'RSS MB', 'heap used MB', 'users held (partitions)', 'maxPartitions'],
-        r.memory.rows.map((m) => [m.label, m.rssMb, m.heapUsedMb, m.partitions, m.maxPartitions]),
+        [
+          'after',
+          'RSS MB',
+          'heap used MB',
+          'heap total (young) MB',
+          'external (ArrayBuffers) MB',
+          'RSS anon / file MB',
+          'sockets (handles)',
+          'users held (partitions)',
+          'maxPartitions',
+        ],
+        r.memory.rows.map((m) => [
+          m.label,
+          m.rssMb,
+          m.heapUsedMb,
+          `${m.heapTotalMb} (${m.newSpaceMb})`,
+          `${m.externalMb} (${m.arrayBuffersMb})`,
+          `${m.rssAnonMb} / ${m.rssFileMb}`,
+          `${m.sockets} (${m.handles})`,
+          m.partitions,
+          m.maxPartitions,
+        ]),
       ),
     );
   }

@@ -14,9 +14,12 @@ import { startLocalStack, type LocalStack } from '../dev/stack';
 import { devUser } from '../dev/standins/identities';
 import { parseArgs, type BenchArgs } from './args';
 import { measureColdStart } from './cold-start';
-import { measureDrain } from './drain';
+import { measureDrain, measureDrainFloor } from './drain';
+import { prepareFloorApp } from './floor';
+import { measureFirstResponse } from './first-response';
 import { round } from './load';
 import { measureMemory } from './memory';
+import { profileSendNow } from './profile';
 import { measureDesign, startBaselineServer, type SendNowRow } from './send-now';
 import { formatJson, renderTable, type ReportInput } from './report';
 import { measureTeams } from './teams';
@@ -54,8 +57,11 @@ async function main(): Promise<void> {
     parameters: { ...args, only: [...args.only] },
     sendNow: [],
     comparison: [],
+    profile: undefined,
     drain: undefined,
+    drainFloor: undefined,
     coldStart: [],
+    firstResponse: undefined,
     memory: undefined,
     teams: undefined,
   };
@@ -83,8 +89,9 @@ async function main(): Promise<void> {
     const hostSettings = { ...stack.settings, LOCAL_HOST_LOG_LEVEL: 'warning' };
     let host = await startFunctionHost({ settings: hostSettings, port: 0 });
     hosts.push(host);
+    const floorApp = prepareFloorApp();
 
-    if (args.only.has('send')) {
+    if (args.only.has('send') || args.only.has('profile')) {
       log(
         `\n[1-2] send now: ${args.users} users, each reusing its token; ${args.requests} measured requests per row`,
       );
@@ -105,7 +112,7 @@ async function main(): Promise<void> {
           sample: `${sample.url}/notify`,
           floor: `${floor.url}/notify`,
         };
-        for (const concurrency of args.concurrencies) {
+        for (const concurrency of args.only.has('send') ? args.concurrencies : []) {
           const rows: Partial<Record<keyof typeof urls, SendNowRow>> = {};
           for (const design of ['app', 'sample', 'floor'] as const) {
             const row = await measureDesign({
@@ -139,6 +146,25 @@ async function main(): Promise<void> {
         await sample.stop();
         await floor.stop();
       }
+      if (args.only.has('profile')) {
+        log(
+          `\n[2b] the app's CPU at concurrency 64: a host of its own with the CPU profiler on, ${args.requests} requests`,
+        );
+        const p = await profileSendNow({
+          settings: hostSettings,
+          tokens,
+          concurrency: 64,
+          requests: args.requests,
+        });
+        results.profile = p;
+        log(
+          `  ${p.cpuMsPerRequest} ms of host CPU per request (host busy ${Math.round(p.busyShare * 100)} % of the window)`,
+        );
+        for (const row of p.byPackage.slice(0, 8))
+          log(
+            `    ${row.what.padEnd(34)} ${String(row.perRequestMs).padStart(6)} ms/req  ${Math.round(row.share * 100)} %`,
+          );
+      }
     }
 
     if (args.only.has('drain')) {
@@ -154,10 +180,23 @@ async function main(): Promise<void> {
       host = drainHost;
       hosts.push(host);
       results.drain = row;
+      const floorRow = await measureDrainFloor({
+        stack,
+        settings: hostSettings,
+        floorApp,
+        messages: args.drain.messages,
+        app: row,
+      });
+      results.drainFloor = floorRow;
       log(
         `  ${row.messagesPerSecond} msg/s (steady ${row.steadyPerSecond}/s), drained in ${row.drainSeconds} s; ceiling ` +
           `${row.ceilingPerSecond}/s (${row.maxConcurrentInvocations} invocations / ${row.graphLatencyMs} ms) → ` +
           `${Math.round(row.ofCeiling * 100)} %; refreshes ${row.refreshesPerMessage}/msg, vault reads ${row.vaultReadsPerMessage}/msg`,
+      );
+      log(
+        `  floor function: ${floorRow.messagesPerSecond} msg/s (steady ${floorRow.steadyPerSecond}/s) → app ${floorRow.appOverFloor}× ` +
+          `(steady ${floorRow.appSteadyOverFloorSteady}×); floor's Graph POST ${floorRow.graphMsMean} ms, in flight ` +
+          `${floorRow.meanInFlight} (max ${floorRow.maxInFlight}); Azurite alone ${floorRow.azuriteOnlyPerSecond} msg/s`,
       );
     }
 
@@ -198,6 +237,22 @@ async function main(): Promise<void> {
             `${row.refusedConnections.length ? `  REFUSED: ${row.refusedConnections.join(', ')}` : ''}${row.note ? `  (${row.note})` : ''}`,
         );
       }
+      log(
+        `  spawn → first 201 for a new user, against the floor function: ${args.firstResponseRuns} host starts each`,
+      );
+      results.firstResponse = await measureFirstResponse({
+        stack,
+        settings: hostSettings,
+        floorApp,
+        runs: args.firstResponseRuns,
+      });
+      for (const row of results.firstResponse.rows) {
+        log(
+          `  ${row.what.padEnd(22)} spawn→201 ${row.spawnTo201MsMedian} ms (spawn→listening ${row.spawnToListeningMsMedian}, ` +
+            `listening→201 ${row.listeningTo201MsMedian})`,
+        );
+      }
+      log(`  app − floor: ${results.firstResponse.appOverFloorMs} ms`);
     }
 
     if (args.only.has('memory')) {
