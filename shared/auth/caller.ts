@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Config } from '../config';
 import { AppError } from '../errors';
-import { GUID } from '../ids';
+import { fingerprint, GUID } from '../ids';
 import { OpenIdMetadataSource } from './openid-metadata';
 
 /** A caller whose access token this app verified. Nothing downstream reads an unverified claim. */
@@ -31,6 +31,9 @@ export interface CallerVerifierOptions {
   jwksCooldownMs?: number;
   /** The OpenID metadata, shared with the token service (one read per worker). */
   metadata?: OpenIdMetadataSource;
+  /** Tokens whose verification is remembered until they expire; 0 verifies every time. Default 10,000. */
+  verifiedTokens?: number;
+  now?: () => number;
 }
 
 const BEARER = /^Bearer[ ]+([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/i;
@@ -42,6 +45,15 @@ const BEARER = /^Bearer[ ]+([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)$/
  */
 export class CallerVerifier {
   private jwks: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  /**
+   * Callers already verified, by the SHA-256 of their whole token, until the token expires. The
+   * signature check (jose, RSA) was the largest piece of the app's own CPU per request; a client
+   * sends the same token for an hour. What it changes: a token verified once stays accepted until
+   * its `exp` even if its signing key is withdrawn meanwhile (Entra rolls keys with weeks of
+   * overlap, and nothing revokes an access token before `exp` here anyway); every other check
+   * (issuer, tenant, scope) is a pure function of the token and gives the same answer again.
+   */
+  private readonly verified = new Map<string, Caller>();
 
   private readonly metadata: OpenIdMetadataSource;
 
@@ -61,6 +73,25 @@ export class CallerVerifier {
       });
     }
     const token = match[1]!;
+    const key = fingerprint(token);
+    const now = this.options.now?.() ?? Date.now();
+    const known = this.verified.get(key);
+    if (known && known.expiresAt.getTime() > now) return known;
+    if (known) this.verified.delete(key);
+    const caller = await this.verifyAll(token);
+    this.remember(key, caller);
+    return caller;
+  }
+
+  private remember(key: string, caller: Caller): void {
+    const max = this.options.verifiedTokens ?? 10_000;
+    if (max <= 0) return;
+    this.verified.set(key, caller);
+    // Map keeps insertion order: the first key is the oldest verification.
+    while (this.verified.size > max) this.verified.delete(this.verified.keys().next().value!);
+  }
+
+  private async verifyAll(token: string): Promise<Caller> {
     const payload = await this.verifySignature(token);
     const tenantId = typeof payload.tid === 'string' ? payload.tid : '';
     const userId = typeof payload.oid === 'string' ? payload.oid : '';
