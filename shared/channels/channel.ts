@@ -27,6 +27,8 @@ export interface Envelope {
   attempt?: number;
   /** Set on a copy put back: the id the sender's message had. */
   originalMessageId?: string;
+  /** Set on a copy put back by the per-tenant pacing (not a failed try). */
+  paced?: boolean;
 }
 
 /**

@@ -22,7 +22,7 @@ const WINDOW_MS = 1000 + MARGIN_MS;
 export class TenantPacer {
   private readonly next = new Map<string, number>();
   private readonly starts = new Map<string, number[]>();
-  private readonly promised = new Map<string, number>();
+  private readonly waiting = new Map<string, number>();
   private readonly spacingMs: number;
 
   constructor(
@@ -61,15 +61,22 @@ export class TenantPacer {
   }
 
   /**
-   * For a message put back because its slot is far off: how long to hide it so that the messages
-   * waiting for one tenant come back about one slot apart, not all at once. Only a spreading
-   * estimate: a message that comes back to a spent budget waits or is put back again.
+   * For a message put back because its slot is far off: how long to hide it, so that the messages
+   * waiting for one tenant come back about one slot apart rather than all at once. Counts the
+   * messages this instance has put back and not seen again (`returned`), so a message put back
+   * twice is not booked twice: a timeline that only grew would leave gaps with nothing to send.
    */
   laterSlot(tenantId: string, waitMs: number): number {
-    const now = this.now();
     const key = tenantId.toLowerCase();
-    const at = Math.max(now + waitMs, this.promised.get(key) ?? 0);
-    this.promised.set(key, at + this.spacingMs);
-    return at - now;
+    const waiting = this.waiting.get(key) ?? 0;
+    this.waiting.set(key, waiting + 1);
+    return waitMs + waiting * this.spacingMs;
+  }
+
+  /** A message this instance put back has come back (sent, put back again, or given up). */
+  returned(tenantId: string): void {
+    const key = tenantId.toLowerCase();
+    const waiting = this.waiting.get(key) ?? 0;
+    if (waiting > 0) this.waiting.set(key, waiting - 1);
   }
 }

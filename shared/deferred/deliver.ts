@@ -180,7 +180,7 @@ export class DeferredDelivery {
         channel,
         withDeliverAt ? prepared : { ...prepared, deliverAt: undefined },
         message.sender,
-        { ...message.envelope, originalMessageId: messageId, ...envelope },
+        { ...message.envelope, paced: undefined, originalMessageId: messageId, ...envelope },
       );
 
     const deliverAt = prepared.deliverAt ? Date.parse(prepared.deliverAt) : NaN;
@@ -198,6 +198,7 @@ export class DeferredDelivery {
           ? await this.appToken(message.sender.tenantId)
           : await this.deps.tokens.accessTokenFor(message.sender.user, scopesOf(channel));
       if (channel.paced && this.deps.pacer) {
+        if (message.envelope.paced) this.deps.pacer.returned(who.tenantId);
         const slot = await this.deps.pacer.acquire(who.tenantId, QUEUE_PACING_MAX_WAIT_MS);
         if (!slot.ok) {
           // Far over this instance's budget for the tenant: back on the queue until about its
@@ -206,7 +207,7 @@ export class DeferredDelivery {
             1,
             Math.ceil(this.deps.pacer.laterSlot(who.tenantId, slot.waitMs) / 1000),
           );
-          await this.deps.queue.enqueue(again({}, false), delaySec);
+          await this.deps.queue.enqueue(again({ paced: true }, false), delaySec);
           log.info('Deferred notification paced', { ...context, outcome: 'paced', delaySec });
           this.telemetry.trackEvent('TeamsThrottled', {
             ...idsOf,

@@ -61,6 +61,7 @@ export function fromQueueMessage(raw: unknown, _now?: Date): ReceivedMessage {
     ...(value.correlationId !== undefined ? { correlationId: value.correlationId } : {}),
     ...(value.attempt !== undefined ? { attempt: value.attempt } : {}),
     ...(value.originalMessageId !== undefined ? { originalMessageId: value.originalMessageId } : {}),
+    ...(value.paced ? { paced: true } : {}),
   };
   const tenantId = value.tenantId.toLowerCase();
   if (value.channel === 'teams') {
