@@ -65,6 +65,21 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * Azurite on free ports. A port found free can be taken by another process (parallel test files
+ * start stacks of their own) before Azurite binds it: then it is tried again on other ports.
+ */
+export async function startAzuriteOnFreePorts(location: string | undefined): Promise<RunningAzurite> {
+  for (let attempt = 1; ; attempt++) {
+    const free = { blob: await freePort(), queue: await freePort(), table: await freePort() };
+    try {
+      return await startAzurite(free, { location });
+    } catch (err) {
+      if (attempt >= 5 || !/EADDRINUSE/.test(String(err))) throw err;
+    }
+  }
+}
+
+/**
  * Starts what the settings leave out: the Entra ID, Key Vault and Graph stand-ins and Azurite,
  * each only where its setting (`ENTRA_AUTHORITY_HOST`, `KEY_VAULT_URL`, `GRAPH_BASE_URL`,
  * `AzureWebJobsStorage`) is not given, and returns the settings that point the app at them.
@@ -167,12 +182,14 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
     // `UseDevelopmentStorage=true` means Azurite on its default ports: start it there unless it runs.
     const devStorage = /^UseDevelopmentStorage=true$/i.test(given.AzureWebJobsStorage ?? '');
     if (!given.AzureWebJobsStorage || (devStorage && !(await portOpen(10001)))) {
-      const azuritePorts = devStorage
-        ? { blob: 10000, queue: 10001, table: 10002 }
-        : ports === 'free'
-          ? { blob: await freePort(), queue: await freePort(), table: await freePort() }
-          : ports.azurite;
-      azurite = await startAzurite(azuritePorts, { location: options.azuriteLocation });
+      if (devStorage || ports !== 'free') {
+        const fixed = devStorage
+          ? { blob: 10000, queue: 10001, table: 10002 }
+          : (ports as StackPorts).azurite;
+        azurite = await startAzurite(fixed, { location: options.azuriteLocation });
+      } else {
+        azurite = await startAzuriteOnFreePorts(options.azuriteLocation);
+      }
       stoppers.push(() => azurite!.stop());
       started.push(`Azurite (queues)    ${azurite.queueUrl}`);
       settings.AzureWebJobsStorage = azurite.connectionString;

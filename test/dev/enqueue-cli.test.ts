@@ -2,10 +2,10 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { QueueClient } from '@azure/storage-queue';
-import { startAzurite, type RunningAzurite } from '../../dev/azurite';
+import type { RunningAzurite } from '../../dev/azurite';
 import { APP_ROOT } from '../../dev/root';
 import { DEV_TENANT_ID, devUser } from '../../dev/standins/identities';
-import { freePort } from '../../dev/stack';
+import { startAzuriteOnFreePorts } from '../../dev/stack';
 
 // `npm run enqueue` (the built CLI, as `npm run enqueue` runs it) against a real Azurite: what it
 // puts on the queue, and what it refuses to put there. Build first (`npm run build`).
@@ -18,7 +18,7 @@ let azurite: RunningAzurite;
 let queue: QueueClient;
 
 beforeAll(async () => {
-  azurite = await startAzurite({ blob: await freePort(), queue: await freePort(), table: await freePort() });
+  azurite = await startAzuriteOnFreePorts(undefined);
   queue = new QueueClient(azurite.connectionString, QUEUE);
 });
 

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import ts from 'typescript';
-import { startAzurite, type RunningAzurite } from '../../dev/azurite';
+import type { RunningAzurite } from '../../dev/azurite';
 import { startFunctionHost, type FunctionHostProcess } from '../../dev/host-process';
 import {
   fromWireText,
@@ -17,7 +17,7 @@ import {
 } from '../../dev/host/queue';
 import { APP_ROOT, readHostJson } from '../../dev/settings';
 import { eventually } from '../support/stack';
-import { freePort } from '../../dev/stack';
+import { startAzuriteOnFreePorts } from '../../dev/stack';
 import type { FixtureReport } from '../fixtures/queue-app/index';
 
 // The local host's queue trigger against real Azurite, the host running as its own process on a fixture app,
@@ -115,7 +115,7 @@ function ofMessage(n: number): FixtureReport[] {
 beforeAll(async () => {
   if (!existsSync(HOST_MAIN)) throw new Error(`${HOST_MAIN} is missing: run npm run build first.`);
   buildFixtureApp();
-  azurite = await startAzurite({ blob: await freePort(), queue: await freePort(), table: await freePort() });
+  azurite = await startAzuriteOnFreePorts(undefined);
   service = QueueServiceClient.fromConnectionString(azurite.connectionString);
   reportServer = createServer((req, res) => {
     const chunks: Buffer[] = [];
