@@ -7,6 +7,7 @@ import type { LocalStack } from '../dev/stack';
 import { devUser } from '../dev/standins/identities';
 import { enqueueDeferredNotification } from '../shared/queue/enqueue';
 import { floorSettings, floorStats, graphTokenFor, FLOOR_QUEUE, type FloorStats } from './floor';
+import { registerAndEmptyQueues } from './backlog';
 import { round, runClosedLoop } from './load';
 
 export interface DrainRow {
@@ -43,31 +44,13 @@ export async function measureDrain(options: {
 }): Promise<{ row: DrainRow; host: FunctionHostProcess }> {
   const { stack } = options;
   const users = Array.from({ length: options.users }, (_, i) => devUser(`bench-drain-user-${i}`));
-  // Opt-in as the client app does it: each user's token through PUT /api/me/registration.
-  const tokens = await Promise.all(users.map((u) => stack.entra!.issueUserToken({ user: u.oid })));
-  const registered = await runClosedLoop({
-    count: users.length,
+  const { queue, poison } = await registerAndEmptyQueues({
+    stack,
+    host: options.host,
+    settings: options.settings,
+    users: users,
     concurrency: 10,
-    expectStatus: 204,
-    send: async (i) => {
-      const res = await fetch(`${options.host.url}/api/me/registration`, {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${tokens[i]}` },
-        signal: AbortSignal.timeout(30_000),
-      });
-      await res.arrayBuffer();
-      return res.status;
-    },
   });
-  if (registered.failed > 0) throw new Error(`registration failed: ${JSON.stringify(registered.failures)}`);
-  // The backlog builds up while no host runs, so the drain starts with all of it waiting.
-  await options.host.stop();
-
-  const queueName = options.settings.NOTIFICATIONS_QUEUE || 'notifications-deferred';
-  const queue = new QueueClient(options.settings.AzureWebJobsStorage!, queueName);
-  const poison = new QueueClient(options.settings.AzureWebJobsStorage!, `${queueName}-poison`);
-  await queue.clearMessages();
-  await poison.clearMessages();
   const enqueued = await runClosedLoop({
     count: options.messages,
     concurrency: 32,

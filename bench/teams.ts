@@ -1,12 +1,12 @@
 // Section 6: a Teams backlog for one tenant, drained by a fresh host under the per-tenant pacing
 // (TEAMS_MAX_RPS_PER_TENANT) against a Graph stand-in that answers 429 beyond the same rate, as
 // Graph does beyond 5 requests per second per app per tenant on sendActivityNotification.
-import { QueueClient } from '@azure/storage-queue';
 import { startFunctionHost, type FunctionHostProcess } from '../dev/host-process';
 import { readHostJson } from '../dev/settings';
 import type { LocalStack } from '../dev/stack';
 import { devUser } from '../dev/standins/identities';
 import { enqueueDeferredNotification } from '../shared/queue/enqueue';
+import { registerAndEmptyQueues } from './backlog';
 import { round, runClosedLoop } from './load';
 
 export interface TeamsRow {
@@ -84,31 +84,13 @@ export async function measureTeams(options: {
   if (recipients.some((r) => r.tid !== tenantId) || senders.some((s) => s.tid !== tenantId))
     throw new Error('teams: senders and recipients must share one tenant');
 
-  // Opt-in as the client app does it: each sender's token through PUT /api/me/registration.
-  const tokens = await Promise.all(senders.map((u) => stack.entra!.issueUserToken({ user: u.oid })));
-  const registered = await runClosedLoop({
-    count: senders.length,
+  const { queue, poison } = await registerAndEmptyQueues({
+    stack,
+    host: options.host,
+    settings: options.settings,
+    users: senders,
     concurrency: 5,
-    expectStatus: 204,
-    send: async (i) => {
-      const res = await fetch(`${options.host.url}/api/me/registration`, {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${tokens[i]}` },
-        signal: AbortSignal.timeout(30_000),
-      });
-      await res.arrayBuffer();
-      return res.status;
-    },
   });
-  if (registered.failed > 0) throw new Error(`registration failed: ${JSON.stringify(registered.failures)}`);
-  // The backlog builds up while no host runs, so the drain starts with all of it waiting.
-  await options.host.stop();
-
-  const queueName = options.settings.NOTIFICATIONS_QUEUE || 'notifications-deferred';
-  const queue = new QueueClient(options.settings.AzureWebJobsStorage!, queueName);
-  const poison = new QueueClient(options.settings.AzureWebJobsStorage!, `${queueName}-poison`);
-  await queue.clearMessages();
-  await poison.clearMessages();
   const marker = (n: number): string => `bench-teams-${n}`;
   const enqueued = await runClosedLoop({
     count: options.messages,
