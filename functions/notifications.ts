@@ -1,17 +1,17 @@
 import { app } from '@azure/functions';
-import { readJsonBody } from '../shared/http/body';
-import { answer, loggerFor } from '../shared/http/respond';
-import { callers, notifications } from '../shared/runtime';
+import { sendHandler, statusHandler } from '../shared/http/sends';
+import { callers, ledger, notifications, notificationsOnGraph } from '../shared/runtime';
 
 app.http('sendNotification', {
   methods: ['POST'],
   authLevel: 'anonymous',
   route: 'notifications',
-  handler: (request, context) =>
-    answer(request, context, async () => {
-      const caller = await callers.verify(request.headers.get('authorization'));
-      const body = await readJsonBody(request);
-      const result = await notifications.sendNow(caller, body, loggerFor(context), context.invocationId);
-      return { status: result.status === 'sent' ? 201 : 202, jsonBody: result };
-    }),
+  handler: sendHandler({ callers, notifications }, notificationsOnGraph),
+});
+
+app.http('notificationStatus', {
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  route: 'notifications/{id}',
+  handler: statusHandler({ callers, ledger }, 'notifications'),
 });

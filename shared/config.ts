@@ -14,9 +14,20 @@ export type StorageConnection =
       kind: 'identity';
       /** `https://{account}.queue.core.windows.net`, without a trailing slash. */
       queueServiceUri: string;
+      /** `https://{account}.table.core.windows.net` (the delivery ledger), without a trailing slash. */
+      tableServiceUri: string;
       /** A user-assigned identity's client id; undefined for the system-assigned one. */
       clientId: string | undefined;
     };
+
+export interface LedgerSettings {
+  readonly table: string;
+  readonly retentionDays: number;
+  /** NCRONTAB schedule of the retention sweep (the timer function). */
+  readonly retentionSchedule: string;
+  /** How long a queue invocation's claim on a notification holds before another may take it over. */
+  readonly leaseSeconds: number;
+}
 
 export interface Config {
   readonly tenantId: string;
@@ -44,12 +55,17 @@ export interface Config {
   readonly keyVaultDisableChallengeResourceVerification: boolean;
   readonly storage: StorageConnection;
   readonly notificationsQueue: string;
+  /** The delivery ledger: its table in the storage account, and how long an entry is kept. */
+  readonly ledger: LedgerSettings;
   readonly appInsightsConnectionString: string | undefined;
 }
 
 // Storage account names: 3-24 lowercase letters and digits.
 const ACCOUNT_NAME = /^[a-z0-9]{3,24}$/;
 const STORAGE = 'AzureWebJobsStorage';
+
+// Azure Table names: 3-63 letters and digits, not starting with a digit.
+const TABLE_NAME = /^[A-Za-z][A-Za-z0-9]{2,62}$/;
 
 // Azure Storage queue names: 3-63 lowercase letters, digits and single hyphens.
 const QUEUE_NAME = /^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$/;
@@ -153,6 +169,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   }
 
   const storage = storageConnection(get, url, guid, problems);
+  const ledger = ledgerSettings(get, problems);
 
   const config: Config = {
     tenantId,
@@ -173,6 +190,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     keyVaultDisableChallengeResourceVerification: flag('KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION'),
     storage,
     notificationsQueue,
+    ledger,
     appInsightsConnectionString: get('APPLICATIONINSIGHTS_CONNECTION_STRING'),
   };
   if (problems.length > 0) {
@@ -199,6 +217,7 @@ function storageConnection(
   const connectionString = get(STORAGE);
   if (connectionString) return { kind: 'connectionString', connectionString };
   const serviceUri = get(`${STORAGE}__queueServiceUri`);
+  const tableUri = get(`${STORAGE}__tableServiceUri`);
   const accountName = get(`${STORAGE}__accountName`);
   const credential = get(`${STORAGE}__credential`);
   const clientId = get(`${STORAGE}__clientId`);
@@ -214,6 +233,7 @@ function storageConnection(
   }
   if (clientId) guid(`${STORAGE}__clientId`, clientId);
   let queueServiceUri: string;
+  let tableServiceUri: string | undefined;
   if (serviceUri) {
     queueServiceUri = url(`${STORAGE}__queueServiceUri`, serviceUri, true);
   } else {
@@ -221,8 +241,45 @@ function storageConnection(
     if (!ACCOUNT_NAME.test(account)) {
       problems.push(`${STORAGE}__accountName "${account}" is not a storage account name`);
     }
-    // The public cloud's queue endpoint, as the host derives it from the account name.
+    // The public cloud's endpoints, as the host derives them from the account name.
     queueServiceUri = `https://${account}.queue.core.windows.net`;
+    tableServiceUri = `https://${account}.table.core.windows.net`;
   }
-  return { kind: 'identity', queueServiceUri, clientId };
+  if (tableUri) tableServiceUri = url(`${STORAGE}__tableServiceUri`, tableUri, true);
+  // A queue endpoint of the usual shape names its account's table endpoint too.
+  tableServiceUri ??= /^https:\/\/[a-z0-9]{3,24}\.queue\./.test(queueServiceUri)
+    ? queueServiceUri.replace('.queue.', '.table.')
+    : undefined;
+  if (!tableServiceUri) {
+    problems.push(
+      `${STORAGE}__tableServiceUri is required with this ${STORAGE}__queueServiceUri: the delivery ledger's table endpoint cannot be derived from it`,
+    );
+  }
+  return { kind: 'identity', queueServiceUri, tableServiceUri: tableServiceUri ?? '', clientId };
+}
+
+/** The delivery ledger's settings (NOTIFICATIONS_LEDGER_*). */
+function ledgerSettings(get: (name: string) => string | undefined, problems: string[]): LedgerSettings {
+  const table = get('NOTIFICATIONS_LEDGER_TABLE') ?? 'notificationledger';
+  if (!TABLE_NAME.test(table) || /^tables$/i.test(table)) {
+    problems.push(`NOTIFICATIONS_LEDGER_TABLE "${table}" is not a valid Azure Table name`);
+  }
+  const whole = (name: string, fallback: number, min: number, max: number): number => {
+    const text = get(name) ?? String(fallback);
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value < min || value > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max}, got "${text}"`);
+      return fallback;
+    }
+    return value;
+  };
+  return {
+    table,
+    retentionDays: whole('NOTIFICATIONS_LEDGER_RETENTION_DAYS', 30, 1, 3650),
+    // Daily at 02:30 UTC: the sweep reads the whole table, so once a day is enough.
+    retentionSchedule: get('NOTIFICATIONS_LEDGER_RETENTION_SCHEDULE') ?? '0 30 2 * * *',
+    // Far longer than one invocation can take (its dependency budget), shorter than the
+    // 10 minutes a fetched queue message stays hidden, so a crashed claim is free when its copy returns.
+    leaseSeconds: whole('NOTIFICATIONS_LEDGER_LEASE_SECONDS', 60, 1, 540),
+  };
 }

@@ -20,6 +20,9 @@ export type ErrorCode =
   | 'teams_app_not_installed'
   | 'app_permission_disabled'
   | 'invalid_grant'
+  | 'not_found'
+  | 'idempotency_key_reused'
+  | 'request_in_progress'
   | 'dependency_unavailable'
   | 'invalid_config'
   | 'internal_error';
@@ -53,6 +56,17 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   },
   app_permission_disabled: { status: 403, title: 'Sending as the app is disabled', retryable: false },
   invalid_grant: { status: 401, title: 'Stored grant revoked or expired', retryable: false },
+  not_found: { status: 404, title: 'Not found', retryable: false },
+  idempotency_key_reused: {
+    status: 422,
+    title: 'Idempotency-Key used for another request',
+    retryable: false,
+  },
+  request_in_progress: {
+    status: 409,
+    title: 'A request with this Idempotency-Key is in progress',
+    retryable: true,
+  },
   dependency_unavailable: { status: 503, title: 'Dependency unavailable', retryable: true },
   invalid_config: { status: 500, title: 'Invalid configuration', retryable: false },
   internal_error: { status: 500, title: 'Internal error', retryable: false },

@@ -18,6 +18,10 @@ import { queueOrigin, queueServiceFrom } from './queue/connection';
 import { deferredQueueFrom } from './queue/deferred-queue';
 import { storageProbe } from './queue/probe';
 import { onFirstUse } from './on-first-use';
+import { IdempotencyRecords } from './ledger/idempotency';
+import { DeliveryLedger } from './ledger/ledger';
+import { LedgerRetention } from './ledger/retention';
+import { ledgerTableFrom } from './ledger/table';
 import { loadTelemetrySettings, startTelemetry, type Telemetry } from './telemetry';
 
 // The one place the app is wired, once per worker. Settings are validated here, as the entry files
@@ -72,6 +76,12 @@ const queueService = queueServiceFrom(config.storage, process.env);
 
 export const deferredQueue = deferredQueueFrom(queueService, config.notificationsQueue);
 
+// The delivery ledger: its table in the same storage account, created at the first ledger call.
+const ledgerTable = ledgerTableFrom(config.storage, process.env, config.ledger.table);
+export const ledger = new DeliveryLedger(ledgerTable, config.ledger);
+const idempotency = new IdempotencyRecords(ledgerTable, config.ledger);
+export const ledgerRetention = new LedgerRetention(ledger, config.ledger.retentionDays, telemetry);
+
 // One record of opt-outs per worker: the opt-out and everything in flight for the user consult it.
 const optOuts = new OptOuts();
 
@@ -107,6 +117,8 @@ export const notifications = new NotificationService({
   pacer,
   teamsRps: config.teamsMaxRpsPerTenant,
   telemetry,
+  ledger,
+  idempotency,
   optOuts,
 });
 
@@ -118,6 +130,7 @@ export const deferredDelivery = new DeferredDelivery({
   sendAsApp: config.teamsSendAsApp,
   allowedTenantIds: config.allowedTenantIds,
   pacer,
+  ledger,
   telemetry,
 });
 

@@ -15,7 +15,15 @@ export type TelemetryEventName =
   | 'RefreshTokenStoreFailed'
   | 'RefreshTokenDeleted'
   /** A Teams send was held back: by this instance's per-tenant pacing, or by Graph's 429. */
-  | 'TeamsThrottled';
+  | 'TeamsThrottled'
+  /** A repeated `Idempotency-Key` request answered with the first answer, nothing sent. */
+  | 'IdempotentReplay'
+  /** A queue message's copy removed unsent: the ledger says it was sent (or given up) already. */
+  | 'NotificationDuplicateDropped'
+  /** A delivery-ledger write failed after the fact (the notification itself is unaffected). */
+  | 'LedgerWriteFailed'
+  /** The retention sweep ran: `count` entries deleted. */
+  | 'LedgerSwept';
 
 /**
  * What an event may carry: ids and codes only, by construction. Never a token, the notification's
@@ -34,6 +42,8 @@ export interface TelemetryProperties {
   sender?: 'user' | 'app';
   /** Milliseconds a send was held back (TeamsThrottled). */
   delayMs?: number;
+  /** How many: the entries a ledger sweep deleted. */
+  count?: number;
   /** `sent`, `scheduled`, `retry`, `dead-lettered`, or an error code. */
   outcome?: string;
   /** The error code that decided the outcome (a poison `reason`, a failure's code). */

@@ -1,6 +1,7 @@
 import type { Channel, ChannelName, Envelope, Prepared, Sender } from '../channels/channel';
 import type { TenantPacer } from '../channels/pacing';
 import { AppError, toAppError } from '../errors';
+import type { Claim, Settled } from '../ledger/ledger';
 import { scopesOf, type Logger, type UserRef } from '../notifications/send';
 import { deterministicAppNotificationId } from '../notifications/request';
 import { fromQueueMessage, toQueueMessage, type QueueMessage, type ReceivedMessage } from '../queue/message';
@@ -19,6 +20,28 @@ export interface AbsentUserTokenSource {
   forget(user: UserRef): void;
 }
 
+/**
+ * Port: the delivery ledger, as the queue uses it: the state of each message's notification, and
+ * the claim that keeps a message from being sent twice.
+ */
+export interface DeliveryRecords {
+  scheduled(
+    owner: Sender,
+    channel: ChannelName,
+    id: string,
+    deliverAt: string,
+    messageId: string,
+  ): Promise<void>;
+  claim(owner: Sender, channel: ChannelName, id: string, messageId: string): Promise<Claim>;
+  settled(
+    owner: Sender,
+    channel: ChannelName,
+    id: string,
+    messageId: string,
+    settled: Settled,
+  ): Promise<void>;
+}
+
 export interface MessageMeta {
   messageId: string;
   dequeueCount: number;
@@ -29,6 +52,10 @@ export type Outcome =
   | { kind: 'scheduled'; deliverAt: string; delaySec: number }
   | { kind: 'paced'; delaySec: number }
   | { kind: 'retry'; reason: string; delaySec: number; attempt: number }
+  /** A copy of a message the ledger says was already sent (or given up): removed, nothing sent. */
+  | { kind: 'duplicate'; status: string }
+  /** Another invocation holds the message's notification: put back until its claim runs out. */
+  | { kind: 'held'; delaySec: number }
   | { kind: 'dead-lettered'; reason: string };
 
 /**
@@ -87,6 +114,8 @@ export class DeferredDelivery {
       sendAsApp?: boolean;
       allowedTenantIds?: readonly string[];
       pacer?: TenantPacer;
+      /** The delivery ledger (none: no claims, nothing recorded, as in unit tests). */
+      ledger?: DeliveryRecords;
       maxAttempts?: number;
       telemetry?: Telemetry;
       now?: () => Date;
@@ -162,7 +191,7 @@ export class DeferredDelivery {
       channel: message.channel,
       ...(message.envelope.correlationId ? { correlationId: message.envelope.correlationId } : {}),
     };
-    let prepared: Prepared<unknown>;
+    let prepared: Prepared<unknown> | undefined;
     try {
       // The id a redelivery or a retried copy lands on: the sender's, or one derived from the
       // message id, which stays the same however often the queue delivers the message.
@@ -172,7 +201,7 @@ export class DeferredDelivery {
       if (message.id) prepared = { ...prepared, id: message.id };
       this.checkSender(channel, message.sender, prepared);
     } catch (err) {
-      return this.deadLetter(raw, message, meta, toAppError(err), log);
+      return this.deadLetter(raw, message, meta, toAppError(err), log, prepared?.id);
     }
     const idsOf = { ...ids, ...channel.ids(prepared) };
     const again = (envelope: Envelope, withDeliverAt: boolean): QueueMessage =>
@@ -187,6 +216,18 @@ export class DeferredDelivery {
     if (deliverAt > now.getTime()) {
       const delaySec = Math.ceil((deliverAt - now.getTime()) / 1000);
       await this.deps.queue.enqueue(again({}, true), delaySec);
+      // The first sight of the message: later copies of it change nothing the ledger shows.
+      if (!message.envelope.originalMessageId) {
+        await this.record(log, () =>
+          this.deps.ledger?.scheduled(
+            message.sender,
+            channel.name,
+            prepared.id,
+            prepared.deliverAt!,
+            messageId,
+          ),
+        );
+      }
       log.info('Deferred notification scheduled', { ...context, outcome: 'scheduled', delaySec });
       this.telemetry.trackEvent('NotificationScheduled', { ...idsOf, outcome: 'scheduled' });
       return { kind: 'scheduled', deliverAt: prepared.deliverAt!, delaySec };
@@ -224,7 +265,34 @@ export class DeferredDelivery {
           });
         }
       }
+      const claim = await this.claim(message.sender, channel, prepared.id, messageId);
+      if (claim.kind === 'duplicate') {
+        log.info('Deferred notification already handled: this copy is removed, nothing sent', {
+          ...context,
+          outcome: 'duplicate',
+          status: claim.status,
+        });
+        this.telemetry.trackEvent('NotificationDuplicateDropped', { ...idsOf, outcome: 'duplicate' });
+        return { kind: 'duplicate', status: claim.status };
+      }
+      if (claim.kind === 'busy') {
+        // Not a try: another invocation is sending it, or crashed doing so and its claim has yet
+        // to run out. Back when it has: sent by then (this copy is then removed), or taken over.
+        await this.deps.queue.enqueue(again({}, false), claim.retryAfterSec);
+        log.info('Deferred notification held by another invocation', {
+          ...context,
+          outcome: 'held',
+          delaySec: claim.retryAfterSec,
+        });
+        return { kind: 'held', delaySec: claim.retryAfterSec };
+      }
       const sent = await channel.send(token, prepared, message.envelope.correlationId);
+      await this.record(log, () =>
+        this.deps.ledger?.settled(message.sender, channel.name, prepared.id, messageId, {
+          status: 'sent',
+          ...(typeof sent.id === 'string' ? { graphId: sent.id } : {}),
+        }),
+      );
       log.info('Deferred notification sent', { ...context, outcome: 'sent', ...channel.ids(prepared) });
       this.telemetry.trackEvent('NotificationSent', { ...idsOf, outcome: 'sent' });
       return {
@@ -243,9 +311,9 @@ export class DeferredDelivery {
           ...(error.retryAfterSeconds !== undefined ? { delayMs: error.retryAfterSeconds * 1000 } : {}),
         });
       }
-      if (FINAL.has(error.code)) return this.deadLetter(raw, message, meta, error, log);
+      if (FINAL.has(error.code)) return this.deadLetter(raw, message, meta, error, log, prepared.id);
       if (error.code !== 'upstream_unavailable') throw err;
-      return this.retry(raw, message, again, meta, error, log, context, idsOf);
+      return this.retry(raw, message, again, meta, error, log, context, idsOf, prepared.id);
     }
   }
 
@@ -274,6 +342,26 @@ export class DeferredDelivery {
     }
   }
 
+  /** The ledger's claim; without a ledger every message is this invocation's. */
+  private async claim(owner: Sender, channel: Channel, id: string, messageId: string): Promise<Claim> {
+    return (await this.deps.ledger?.claim(owner, channel.name, id, messageId)) ?? { kind: 'claimed' };
+  }
+
+  /**
+   * A ledger write after the fact (sent, retrying, given up): logged and counted when it fails,
+   * never thrown, so that the message is not tried again for it (a `sent` not recorded is the
+   * queue's to tell only by the claim's lease).
+   */
+  private async record(log: Logger, write: () => Promise<void> | undefined): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      const code = toAppError(err).code;
+      log.warn('Writing the delivery ledger failed', { code });
+      this.telemetry.trackEvent('LedgerWriteFailed', { reason: code, trigger: 'queue' });
+    }
+  }
+
   private appToken(tenantId: string): Promise<string> {
     if (!this.deps.appTokens) {
       return Promise.reject(new AppError('internal_error', { detail: 'No app token source is wired.' }));
@@ -290,13 +378,20 @@ export class DeferredDelivery {
     log: Logger,
     context: Record<string, unknown>,
     ids: TelemetryProperties,
+    id: string,
   ): Promise<Outcome> {
     const attempt = message.envelope.attempt ?? 1;
     if (attempt >= (this.deps.maxAttempts ?? MAX_ATTEMPTS)) {
-      return this.deadLetter(raw, message, meta, error, log);
+      return this.deadLetter(raw, message, meta, error, log, id);
     }
     const delaySec = error.retryAfterSeconds ?? backoffSec(attempt);
     await this.deps.queue.enqueue(again({ attempt: attempt + 1 }, false), delaySec);
+    await this.record(log, () =>
+      this.deps.ledger?.settled(message.sender, message.channel, id, String(context.messageId), {
+        status: 'retrying',
+        code: error.code,
+      }),
+    );
     log.warn('Deferred notification put back to retry', {
       ...context,
       outcome: 'retry',
@@ -319,9 +414,19 @@ export class DeferredDelivery {
     meta: MessageMeta,
     error: AppError,
     log: Logger,
+    id?: string,
   ): Promise<Outcome> {
     const messageId = message?.envelope.originalMessageId ?? meta.messageId;
     const correlationId = message?.envelope.correlationId;
+    if (message && id !== undefined) {
+      const { sender, channel } = message;
+      await this.record(log, () =>
+        this.deps.ledger?.settled(sender, channel, id, messageId, {
+          status: 'dead_lettered',
+          code: error.code,
+        }),
+      );
+    }
     await this.deps.queue.poison({
       reason: error.code,
       detail: error.detail,

@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Caller } from '../auth/caller';
 import { OptOuts, type Generation } from '../auth/opt-outs';
-import type { Channel, Prepared, Sender } from '../channels/channel';
+import type { Channel, ChannelName, Prepared, Sender } from '../channels/channel';
 import { notificationsChannel } from '../channels/notifications';
 import type { TenantPacer } from '../channels/pacing';
 import { AppError, toAppError } from '../errors';
 import { fingerprint, userKey, type UserRef } from '../ids';
+import type { Begun, StoredAnswer } from '../ledger/idempotency';
+import type { Settled } from '../ledger/ledger';
+import { deterministicAppNotificationId } from './request';
 import type { SentNotification } from '../graph/client';
 import { toQueueMessage, type QueueMessage } from '../queue/message';
 import { noTelemetry, type Telemetry, type TelemetryProperties } from '../telemetry';
@@ -43,6 +46,24 @@ export interface NotificationSender {
 /** Port: the deferred queue, for a send with a future `deliverAt`. */
 export interface DeferredScheduler {
   enqueue(message: QueueMessage, delaySec: number): Promise<void>;
+}
+
+/** Port: the delivery ledger, as a send records its notification's state (one write per change). */
+export interface SendRecords {
+  scheduled(owner: UserRef, channel: ChannelName, id: string, deliverAt: string): Promise<void>;
+  sentNow(owner: UserRef, channel: ChannelName, id: string, settled: Settled): Promise<void>;
+}
+
+/** Port: `Idempotency-Key` records: the first request claims a key, repeats get its answer. */
+export interface IdempotencyPort {
+  begin(owner: UserRef, key: string, fingerprint: string): Promise<Begun>;
+  finish(owner: UserRef, key: string, etag: string, answer: StoredAnswer): Promise<void>;
+  release(owner: UserRef, key: string, etag: string): Promise<void>;
+}
+
+/** An HTTP send's answer: its status and body, and whether it repeats an earlier request's. */
+export interface Answer extends StoredAnswer {
+  replayed: boolean;
 }
 
 export type SendResult =
@@ -89,6 +110,10 @@ export class NotificationService {
       /** The pacer's budget, for the 503's detail. */
       teamsRps?: number;
       telemetry?: Telemetry;
+      /** The delivery ledger (none: nothing recorded, as in unit tests). */
+      ledger?: SendRecords;
+      /** `Idempotency-Key` records (none: the header is ignored). */
+      idempotency?: IdempotencyPort;
       /** The instance's opt-outs, shared with the deferred path (a private one by default). */
       optOuts?: OptOuts;
       now?: () => Date;
@@ -130,6 +155,7 @@ export class NotificationService {
     body: unknown,
     log: Logger,
     requestId?: string,
+    idFor: () => string = randomUUID,
   ): Promise<Record<string, unknown>> {
     const started = performance.now();
     const ids: TelemetryProperties = {
@@ -150,6 +176,7 @@ export class NotificationService {
         body,
         log,
         requestId,
+        idFor,
         (p) => (named = channel.ids(p)),
       );
       const sent = result.status === 'sent';
@@ -181,13 +208,37 @@ export class NotificationService {
     body: unknown,
     log: Logger,
     requestId: string | undefined,
+    idFor: () => string,
     named: (prepared: Prepared<P>) => void,
   ): Promise<Record<string, unknown>> {
-    const generation = this.optOuts.since(caller);
     const now = this.deps.now?.() ?? new Date();
-    // A fresh id per request; the queue path derives its ids from the message instead.
-    const prepared = channel.prepare(body, now, 'invalid_request', randomUUID);
+    // A fresh id per request (or one derived from its Idempotency-Key); the queue path derives its
+    // ids from the message instead.
+    const prepared = channel.prepare(body, now, 'invalid_request', idFor);
     named(prepared);
+    try {
+      return await this.sendPrepared(channel, caller, prepared, log, requestId, now);
+    } catch (err) {
+      // Validated, so it has an id the caller can ask about: say how it ended.
+      await this.record(log, () =>
+        this.deps.ledger?.sentNow(caller, channel.name, prepared.id, {
+          status: 'failed',
+          code: toAppError(err).code,
+        }),
+      );
+      throw err;
+    }
+  }
+
+  private async sendPrepared<P>(
+    channel: Channel<P>,
+    caller: Caller,
+    prepared: Prepared<P>,
+    log: Logger,
+    requestId: string | undefined,
+    now: Date,
+  ): Promise<Record<string, unknown>> {
+    const generation = this.optOuts.since(caller);
     const as = channel.senderFor(prepared.payload, caller);
     // Even a send that goes out as the app exchanges the caller's token: that checks the caller's
     // consent, and the refresh token is kept for their later sends as for any other.
@@ -196,10 +247,17 @@ export class NotificationService {
       await this.mustStore(caller, refreshToken, generation);
       const sender: Sender =
         as === 'app' ? { kind: 'app', tenantId: caller.tenantId } : { kind: 'user', user: caller };
-      await this.deps.queue.enqueue(
-        toQueueMessage(channel, prepared, sender, requestId ? { correlationId: requestId } : {}),
-        (Date.parse(prepared.deliverAt) - now.getTime()) / 1000,
-      );
+      // Side by side: the message stays hidden for at least a second, far longer than the write.
+      const [, queued] = await Promise.allSettled([
+        this.record(log, () =>
+          this.deps.ledger?.scheduled(caller, channel.name, prepared.id, prepared.deliverAt!),
+        ),
+        this.deps.queue.enqueue(
+          toQueueMessage(channel, prepared, sender, requestId ? { correlationId: requestId } : {}),
+          (Date.parse(prepared.deliverAt) - now.getTime()) / 1000,
+        ),
+      ]);
+      if (queued.status === 'rejected') throw queued.reason;
       return channel.scheduledBody(prepared);
     }
     // The vault write runs beside the Graph call and does not fail the send: the notification
@@ -223,7 +281,14 @@ export class NotificationService {
     try {
       const token = as === 'app' ? await this.appToken(caller.tenantId) : accessToken;
       if (channel.paced) await this.pace(caller.tenantId, channel, prepared);
-      return channel.sentBody(prepared, await channel.send(token, prepared, requestId));
+      const sent = await channel.send(token, prepared, requestId);
+      await this.record(log, () =>
+        this.deps.ledger?.sentNow(caller, channel.name, prepared.id, {
+          status: 'sent',
+          ...(typeof sent.id === 'string' ? { graphId: sent.id } : {}),
+        }),
+      );
+      return channel.sentBody(prepared, sent);
     } catch (err) {
       // The caller's retry must get a fresh token, not the cached one Graph refused.
       if (err instanceof AppError && err.staleCredential) this.deps.tokens.forget(caller);
@@ -232,6 +297,64 @@ export class NotificationService {
       throw err;
     } finally {
       await storing;
+    }
+  }
+
+  /**
+   * A client app's request: `send`, made idempotent by its `Idempotency-Key` when it carries one.
+   * The first request under a key claims it, a repeat with the same body gets the first answer
+   * (`replayed`), another body `idempotency_key_reused`, a repeat while the first is still running
+   * `request_in_progress`. A failed first request frees the key, so its retry really tries again.
+   * The notification's id is derived from the key when the body leaves it out, so a retry after a
+   * lost answer lands on the same notification.
+   */
+  async request(
+    channel: Channel,
+    caller: Caller,
+    body: unknown,
+    log: Logger,
+    requestId: string | undefined,
+    idempotencyKey: string | null,
+  ): Promise<Answer> {
+    const idempotency = this.deps.idempotency;
+    if (idempotencyKey === null || !idempotency) {
+      const result = await this.send(channel, caller, body, log, requestId);
+      return { status: statusOf(result), body: result, replayed: false };
+    }
+    const key = checkedKey(idempotencyKey);
+    const begun = await idempotency.begin(caller, key, requestFingerprint(channel.name, body));
+    if (begun.kind === 'replay') {
+      this.telemetry.trackEvent('IdempotentReplay', {
+        tenantId: caller.tenantId,
+        userId: caller.userId,
+        channel: channel.name,
+      });
+      return { ...begun.answer, replayed: true };
+    }
+    let answer: StoredAnswer;
+    try {
+      const result = await this.send(channel, caller, body, log, requestId, () =>
+        deterministicAppNotificationId(caller.tenantId, caller.userId, channel.name, 'idempotency-key', key),
+      );
+      answer = { status: statusOf(result), body: result };
+    } catch (err) {
+      await this.record(log, () => idempotency.release(caller, key, begun.etag));
+      throw err;
+    }
+    // Not fatal: the notification is out. The key stays claimed until its lease runs out, then a
+    // repeat would send again (under the same derived id).
+    await this.record(log, () => idempotency.finish(caller, key, begun.etag, answer));
+    return { ...answer, replayed: false };
+  }
+
+  /** A ledger write that must not fail what it records: logged and counted, never thrown. */
+  private async record(log: Logger, write: () => Promise<void> | undefined): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      const code = toAppError(err).code;
+      log.warn('Writing the delivery ledger failed: the notification is unaffected.', { code });
+      this.telemetry.trackEvent('LedgerWriteFailed', { reason: code, trigger: 'http' });
     }
   }
 
@@ -376,6 +499,37 @@ export class NotificationService {
     // Map keeps insertion order: the first key is the least recently stored.
     if (this.stored.size > STORED_MARKS) this.stored.delete(this.stored.keys().next().value!);
   }
+}
+
+function statusOf(result: Record<string, unknown>): number {
+  return result.status === 'sent' ? 201 : 202;
+}
+
+/** `Idempotency-Key`: 1-255 printable ASCII characters (the header is a string, quoted or not). */
+function checkedKey(value: string): string {
+  const key = /^"(.*)"$/.exec(value)?.[1] ?? value;
+  if (!/^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/.test(key)) {
+    throw new AppError('invalid_request', {
+      detail: 'Idempotency-Key must be 1 to 255 printable characters.',
+    });
+  }
+  return key;
+}
+
+/** What makes two requests "the same": the route and the body, its key order aside. */
+function requestFingerprint(channel: ChannelName, body: unknown): string {
+  return fingerprint(`${channel}\n${canonicalJson(body)}`);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }
 
 /** A channel's scopes; none named means the token service's own (GRAPH_SCOPES). */

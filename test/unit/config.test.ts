@@ -85,6 +85,29 @@ describe('loadConfig', () => {
     });
   });
 
+  describe('the delivery ledger', () => {
+    it('defaults to the contract: table notificationledger, 30 days', () => {
+      expect(loadConfig(minimal).ledger).toEqual({
+        table: 'notificationledger',
+        retentionDays: 30,
+        retentionSchedule: '0 30 2 * * *',
+        leaseSeconds: 60,
+      });
+    });
+
+    it('names a table name Azure refuses and retention or lease values that are not whole numbers in range', () => {
+      const detail = problemsOf({
+        ...minimal,
+        NOTIFICATIONS_LEDGER_TABLE: '1ledger',
+        NOTIFICATIONS_LEDGER_RETENTION_DAYS: '0',
+        NOTIFICATIONS_LEDGER_LEASE_SECONDS: '1.5',
+      });
+      expect(detail).toContain('NOTIFICATIONS_LEDGER_TABLE "1ledger" is not a valid Azure Table name');
+      expect(detail).toContain('NOTIFICATIONS_LEDGER_RETENTION_DAYS must be a whole number from 1 to 3650');
+      expect(detail).toContain('NOTIFICATIONS_LEDGER_LEASE_SECONDS must be a whole number from 1 to 540');
+    });
+  });
+
   describe('AzureWebJobsStorage', () => {
     it('is required: unset is a startup error naming the setting, not development storage', () => {
       const detail = problemsOf(noStorage);
@@ -116,8 +139,21 @@ describe('loadConfig', () => {
       expect(config.storage).toEqual({
         kind: 'identity',
         queueServiceUri: 'https://acct.queue.core.windows.net',
+        tableServiceUri: 'https://acct.table.core.windows.net',
         clientId: undefined,
       });
+    });
+
+    it("takes the ledger's table endpoint as given, or requires it where the queue's does not name it", () => {
+      const given = loadConfig({
+        ...noStorage,
+        AzureWebJobsStorage__queueServiceUri: 'https://queues.contoso.example/',
+        AzureWebJobsStorage__tableServiceUri: 'https://tables.contoso.example/',
+      });
+      expect(given.storage).toMatchObject({ tableServiceUri: 'https://tables.contoso.example' });
+      expect(
+        problemsOf({ ...noStorage, AzureWebJobsStorage__queueServiceUri: 'https://queues.contoso.example/' }),
+      ).toContain('AzureWebJobsStorage__tableServiceUri is required');
     });
 
     it('takes the identity-based form: an account name, user-assigned identity', () => {
@@ -131,6 +167,7 @@ describe('loadConfig', () => {
       expect(config.storage).toEqual({
         kind: 'identity',
         queueServiceUri: 'https://acct.queue.core.windows.net',
+        tableServiceUri: 'https://acct.table.core.windows.net',
         clientId: identity,
       });
     });

@@ -4,6 +4,7 @@ import { AppError } from '../../shared/errors';
 const identity = {
   kind: 'identity',
   queueServiceUri: 'https://acct.queue.core.windows.net',
+  tableServiceUri: 'https://acct.table.core.windows.net',
   clientId: undefined,
 } as const;
 
