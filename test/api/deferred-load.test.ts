@@ -1,3 +1,4 @@
+import { TableClient } from '@azure/data-tables';
 import { startFunctionHost, type FunctionHostProcess } from '../../dev/host-process';
 import { devUser } from '../../dev/standins/identities';
 import { startLocalStack, type LocalStack } from '../../dev/stack';
@@ -6,8 +7,10 @@ import { eventually } from '../support/stack';
 import { TestQueues } from '../support/queue';
 
 // Load and fault: 300 messages across 30 users, Graph answering 429 or 503 to one request in ten,
-// and the function host killed mid-run and started again. Every message must end delivered exactly
-// once as a notification, and none in the poison queue. Bounded: it stops by itself.
+// and the function host killed (SIGKILL) mid-run and started again. Every message must end delivered
+// as a notification, none in the poison queue; and the delivery ledger's claims bound what the crash
+// can repeat: a message is posted to Graph again only when it was in flight at the kill (claimed,
+// not yet recorded as sent). Bounded: it stops by itself.
 
 const USERS = 30;
 const MESSAGES = 300;
@@ -27,6 +30,8 @@ async function startHost(): Promise<FunctionHostProcess> {
       // The real host leases fetched messages for 10 minutes; a killed host's messages come back
       // after this instead, so the test ends in seconds.
       LOCAL_HOST_QUEUE_FETCH_VISIBILITY_SECONDS: '5',
+      // A killed host's claims free themselves this soon (shorter than the visibility above).
+      NOTIFICATIONS_LEDGER_LEASE_SECONDS: '3',
     },
     port: 0,
   });
@@ -37,7 +42,8 @@ async function startHost(): Promise<FunctionHostProcess> {
 it('delivers 300 messages exactly once through throttling and a host crash', async () => {
   const base: Record<string, string> = {};
   for (const key of ['PATH', 'HOME', 'TMPDIR']) if (process.env[key]) base[key] = process.env[key];
-  stack = await startLocalStack({ settings: base, ports: 'free' });
+  // Graph answers after 100 ms, as it does at best: the kill then catches sends in flight.
+  stack = await startLocalStack({ settings: base, ports: 'free', latencyMs: { graph: 100 } });
   const queues = new TestQueues(stack.settings.AzureWebJobsStorage!);
   let host = await startHost();
 
@@ -75,6 +81,15 @@ it('delivers 300 messages exactly once through throttling and a host crash', asy
   });
   // A crash mid-run: in-flight messages are neither deleted nor released.
   await host.kill();
+  // In flight at the kill: what the ledger shows claimed and not settled. Only these may be posted twice.
+  const ledger = TableClient.fromConnectionString(stack.settings.AzureWebJobsStorage!, 'notificationledger', {
+    allowInsecureConnection: true,
+  });
+  let inFlight = 0;
+  for await (const row of ledger.listEntities({ queryOptions: { filter: "status eq 'sending'" } })) {
+    if (row.rowKey?.startsWith('notifications|')) inFlight++;
+  }
+  const postedBeforeRestart = new Map(stack.graph!.received().map((n) => [n.appNotificationId, n.postCount]));
   host = await startHost();
 
   await eventually(
@@ -88,6 +103,12 @@ it('delivers 300 messages exactly once through throttling and a host crash', asy
   const seconds = (Date.now() - started) / 1000;
 
   const received = stack.graph!.received();
+  // Posted again after the crash: accepted twice by Graph's stand-in.
+  const duplicates = received.filter((n) => n.postCount > 1);
+  expect(duplicates.length).toBeLessThanOrEqual(inFlight);
+  // And each of them was one the crash caught between the claim and the `sent` record.
+  for (const n of duplicates)
+    expect(postedBeforeRestart.get(n.appNotificationId) ?? 0).toBeLessThanOrEqual(1);
   const titles = new Set(
     received.map((n) => (n.body.payload as { visualContent: { title: string } }).visualContent.title),
   );
@@ -102,7 +123,8 @@ it('delivers 300 messages exactly once through throttling and a host crash', asy
   console.log(
     `load: ${MESSAGES} messages, ${USERS} users: drained in ${seconds.toFixed(1)} s ` +
       `(${(MESSAGES / seconds).toFixed(1)} msg/s incl. the crash); Graph POSTs ${posts.length}, ` +
-      `answered 429/503 ${throttled}, notifications posted again after the crash ${redelivered}, ` +
+      `answered 429/503 ${throttled}, in flight at the kill ${inFlight}, ` +
+      `notifications posted again after the crash ${redelivered}, ` +
       `refresh grants ${stack.entra!.count('refresh_token')}, vault reads ${stack.keyVault!.count('get')}`,
   );
 });
