@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { resolveSettings } from './binding-expressions';
 import type { RegisteredFunction, RpcTypedData, WorkerRegistry } from './core';
 import { invoke, type HostLog } from './invoke';
 import { NEVER, parseSchedule, type TimerSchedule } from './ncrontab';
-import { resolveSettings } from './queue';
 
 // The timer trigger as the Functions host runs it (Microsoft.Azure.WebJobs.Extensions 5.x: TimerListener,
 // TimerSchedule, TimerInfo). What it does and what it leaves out is listed in the TSDoc of `timerTriggers`.
@@ -11,8 +11,7 @@ import { resolveSettings } from './queue';
 const MAX_TIMER_INTERVAL_MS = 24 * 86_400_000;
 
 /** `default(DateTime)`, which the host reports as Last and LastUpdated before the first run. */
-const DATETIME_DEFAULT = new Date(Date.UTC(2000, 0, 1));
-DATETIME_DEFAULT.setUTCFullYear(1);
+const DATETIME_DEFAULT = new Date('0001-01-01T00:00:00Z');
 
 export interface ScheduleStatus {
   last: Date;
