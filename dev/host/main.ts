@@ -6,10 +6,11 @@ import { recordInvocationsTo, type HostLog } from './invoke';
 import { entryFiles, provideCoreModule } from './load';
 import { startQueueListeners } from './queue';
 import { hostTelemetryFrom } from './telemetry';
+import { timerTriggers } from './timer';
 
 // The local Functions host: what `func start` does for this app, in one Node process. Settings
-// first (the app validates them as it loads), then the app's own registrations, then the HTTP
-// and queue listeners. It never reads a second list of functions: what the app registered is what is served.
+// first (the app validates them as it loads), then the app's own registrations, then the HTTP,
+// queue and timer listeners. It never reads a second list of functions: what the app registered is what is served.
 
 // Dev-only: `LOCAL_HOST_LOG_LEVEL=warning` drops the host's own information lines (two or three per
 // invocation). The benchmark sets it: the real host writes those in its own process, not the worker's,
@@ -79,6 +80,8 @@ async function main(): Promise<void> {
     }
   }
   await registry.runHooks('appStart', { hookData: {}, appHookData: {} });
+  // Schedules are checked before anything listens: one that is not valid stops the host here.
+  const timers = timerTriggers({ registry, log });
 
   const http = await startHttpHost({
     registry,
@@ -92,6 +95,7 @@ async function main(): Promise<void> {
     log,
     fetchVisibilityMs: fetchVisibilityMs(process.env),
   });
+  timers.start();
   log('information', 'Functions:');
   for (const route of http.routes) {
     log(
@@ -102,13 +106,15 @@ async function main(): Promise<void> {
   for (const listener of queues.listeners) {
     log('information', `  ${listener.functionName}: queueTrigger (queue '${listener.queueName}')`);
   }
+  for (const timer of timers.timers) {
+    log('information', `  ${timer.functionName}: timerTrigger (schedule '${timer.schedule}')`);
+  }
   // A line the stack (and tests) wait for: the host is serving.
   log('information', `Host started, listening on http://localhost:${http.port}`);
 
   const stop = (): void => {
     // Listeners first, so running invocations settle their messages before the app is told to terminate.
-    void queues
-      .stop()
+    void Promise.all([queues.stop(), timers.stop()])
       .finally(() => registry.runHooks('appTerminate', { hookData: {}, appHookData: {} }))
       .finally(() => hostTelemetry?.flush())
       .finally(() => http.close())

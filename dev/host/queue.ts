@@ -2,7 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { QueueServiceClient, type QueueClient, type ReceivedMessageItem } from '@azure/storage-queue';
 import type { HostJson } from '../settings';
 import type { RegisteredFunction, RpcTypedData, WorkerRegistry } from './core';
+import { resolveSettings } from './binding-expressions';
 import { invoke, type HostLog, type InvocationResult } from './invoke';
+
+// Kept here too for the callers that already import it from the queue trigger.
+export { resolveSettings };
 
 // The storage-queue trigger as the Functions host runs it (Microsoft.Azure.WebJobs.Extensions.Storage.Queues
 // 5.x: QueueListener, QueueProcessor, QueueTriggerBinding). What it does and what it leaves out is listed in
@@ -40,16 +44,6 @@ export interface RunningQueueListeners {
   listeners: QueueListenerInfo[];
   /** Stops polling, then waits (bounded) for running invocations to finish and settle their messages. */
   stop(): Promise<void>;
-}
-
-/** `%NAME%` placeholders resolved from the settings, as the host's INameResolver does for binding expressions. */
-export function resolveSettings(value: string, env: NodeJS.ProcessEnv): string {
-  return value.replace(/%([^%]+)%/g, (_, name: string) => {
-    const resolved = env[name];
-    if (resolved === undefined || resolved === '')
-      throw new Error(`'%${name}%' does not resolve to a value.`);
-    return resolved;
-  });
 }
 
 /** The host lowercases the queue name ("coerce here to be nice") and then validates it. */
