@@ -232,7 +232,7 @@ export class DeliveryLedger {
       `(kind eq 'notification' and updatedAt lt '${cutoff}')` +
       ` or (kind eq 'idempotency' and createdAt lt '${idempotencyCutoff}')`;
     let deleted = 0;
-    for await (const page of this.table.select(filter, ['kind'])) {
+    for await (const page of this.table.select(filter, ['PartitionKey', 'RowKey'])) {
       const byPartition = new Map<string, StoredRow[]>();
       for (const row of page) {
         const list = byPartition.get(row.partitionKey) ?? [];

@@ -76,7 +76,7 @@ export class LedgerTable {
     });
   }
 
-  /** Every row the OData filter selects (keys and the named properties), page by page. */
+  /** Every row the OData filter selects (only the named properties: name the keys), page by page. */
   async *select(filter: string, properties: string[]): AsyncGenerator<StoredRow[]> {
     await this.call('read', () => Promise.resolve());
     const pages = this.client()

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
-import ts from 'typescript';
 import type { RunningAzurite } from '../../dev/azurite';
 import { startFunctionHost, type FunctionHostProcess } from '../../dev/host-process';
 import {
@@ -16,6 +15,7 @@ import {
   toTriggerMetadata,
 } from '../../dev/host/queue';
 import { APP_ROOT, readHostJson } from '../../dev/settings';
+import { buildFixtureApp } from '../support/fixture-app';
 import { eventually } from '../support/stack';
 import { startAzuriteOnFreePorts } from '../../dev/stack';
 import type { FixtureReport } from '../fixtures/queue-app/index';
@@ -35,22 +35,6 @@ let reports: FixtureReport[] = [];
 let reportServer: Server;
 let reportUrl: string;
 let host: FunctionHostProcess | undefined;
-
-function buildFixtureApp(): void {
-  mkdirSync(FIXTURE_APP, { recursive: true });
-  const source = readFileSync(path.join(FIXTURE_SOURCE, 'index.ts'), 'utf8');
-  const { outputText } = ts.transpileModule(source, {
-    compilerOptions: {
-      module: ts.ModuleKind.CommonJS,
-      target: ts.ScriptTarget.ES2022,
-      esModuleInterop: true,
-    },
-  });
-  writeFileSync(path.join(FIXTURE_APP, 'index.js'), outputText);
-  for (const file of ['package.json', 'host.json']) {
-    copyFileSync(path.join(FIXTURE_SOURCE, file), path.join(FIXTURE_APP, file));
-  }
-}
 
 /** What the host moved to `<queue>-poison` (created on first use), once something is there. */
 async function poisonedIn(queue: QueueClient) {
@@ -114,7 +98,7 @@ function ofMessage(n: number): FixtureReport[] {
 
 beforeAll(async () => {
   if (!existsSync(HOST_MAIN)) throw new Error(`${HOST_MAIN} is missing: run npm run build first.`);
-  buildFixtureApp();
+  buildFixtureApp(FIXTURE_SOURCE, FIXTURE_APP);
   azurite = await startAzuriteOnFreePorts(undefined);
   service = QueueServiceClient.fromConnectionString(azurite.connectionString);
   reportServer = createServer((req, res) => {

@@ -1,11 +1,11 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import ts from 'typescript';
 import { startFunctionHost, type FunctionHostProcess } from '../../dev/host-process';
 import { nextOccurrence } from '../../dev/host/ncrontab';
 import { APP_ROOT } from '../../dev/settings';
+import { buildFixtureApp } from '../support/fixture-app';
 import { eventually } from '../support/stack';
 import type { FixtureReport } from '../fixtures/timer-app/index';
 
@@ -27,22 +27,6 @@ let reports: FixtureReport[] = [];
 let reportServer: Server;
 let reportUrl: string;
 let host: FunctionHostProcess | undefined;
-
-function buildFixtureApp(): void {
-  mkdirSync(FIXTURE_APP, { recursive: true });
-  const source = readFileSync(path.join(FIXTURE_SOURCE, 'index.ts'), 'utf8');
-  const { outputText } = ts.transpileModule(source, {
-    compilerOptions: {
-      module: ts.ModuleKind.CommonJS,
-      target: ts.ScriptTarget.ES2022,
-      esModuleInterop: true,
-    },
-  });
-  writeFileSync(path.join(FIXTURE_APP, 'index.js'), outputText);
-  for (const file of ['package.json', 'host.json']) {
-    copyFileSync(path.join(FIXTURE_SOURCE, file), path.join(FIXTURE_APP, file));
-  }
-}
 
 /** `eventually`, with the host's output in the failure. */
 async function waitFor<T>(
@@ -86,7 +70,7 @@ function dotNetDate(date: Date): string {
 
 beforeAll(async () => {
   if (!existsSync(HOST_MAIN)) throw new Error(`${HOST_MAIN} is missing: run npm run build first.`);
-  buildFixtureApp();
+  buildFixtureApp(FIXTURE_SOURCE, FIXTURE_APP);
   reportServer = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
