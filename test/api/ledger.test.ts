@@ -1,4 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { TableClient } from '@azure/data-tables';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
 import { devUser } from '../../dev/standins/identities';
 import { enqueueDeferredNotification, type DeferredMessage } from '../../shared/queue/enqueue';
 import { TestQueues } from '../support/queue';
@@ -11,6 +15,15 @@ import { eventually, startTestApp, type TestApp } from '../support/stack';
 
 const JWT = /eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/;
 const LEASE_SECONDS = 2;
+
+// Every status answer is checked against the published schema.
+const ajv = new Ajv({ strict: true, allErrors: true });
+addFormats(ajv, ['date-time']);
+const validStatus = ajv.compile(
+  JSON.parse(
+    readFileSync(path.join(__dirname, '..', '..', 'schemas', 'notification-status.schema.json'), 'utf8'),
+  ) as object,
+);
 
 let app: TestApp;
 let queues: TestQueues;
@@ -76,7 +89,9 @@ const activity = (to: string, value: string) => ({
 async function status(path: string, token: string): Promise<Record<string, unknown>> {
   const res = await request('GET', path, token);
   expect(res.status).toBe(200);
-  return (await res.json()) as Record<string, unknown>;
+  const body = (await res.json()) as Record<string, unknown>;
+  expect([validStatus(body), validStatus.errors]).toEqual([true, null]);
+  return body;
 }
 
 /** Polls the caller's status of `path` until it says `wanted`. */
@@ -86,6 +101,7 @@ function statusBecomes(path: string, token: string, wanted: string): Promise<Rec
       const res = await request('GET', path, token);
       if (res.status !== 200) return undefined;
       const body = (await res.json()) as Record<string, unknown>;
+      expect([validStatus(body), validStatus.errors]).toEqual([true, null]);
       return body.status === wanted ? body : undefined;
     },
     { what: `${path} to be ${wanted}`, timeoutMs: 30_000 },
