@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'app_permission_disabled'
   | 'invalid_grant'
   | 'dependency_unavailable'
+  | 'credential_rejected'
   | 'invalid_config'
   | 'internal_error';
 
@@ -54,6 +55,13 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   app_permission_disabled: { status: 403, title: 'Sending as the app is disabled', retryable: false },
   invalid_grant: { status: 401, title: 'Stored grant revoked or expired', retryable: false },
   dependency_unavailable: { status: 503, title: 'Dependency unavailable', retryable: true },
+  // The identity service refused the app's own credential (secret, certificate or federated
+  // managed identity): an operator must fix the configuration; the request itself was fine.
+  credential_rejected: {
+    status: 500,
+    title: "The identity service rejected this app's credential",
+    retryable: false,
+  },
   invalid_config: { status: 500, title: 'Invalid configuration', retryable: false },
   internal_error: { status: 500, title: 'Internal error', retryable: false },
 };

@@ -58,7 +58,10 @@ function readElement(buf: Buffer, offset: number): { element: Element; next: num
   }
   const end = start + length;
   if (end > buf.length) throw new DerError('element runs past its container');
-  return { element: { tag, constructed, content: buf.subarray(start, end), raw: buf.subarray(offset, end) }, next: end };
+  return {
+    element: { tag, constructed, content: buf.subarray(start, end), raw: buf.subarray(offset, end) },
+    next: end,
+  };
 }
 
 /** The one element `buf` holds. */

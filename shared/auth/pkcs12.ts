@@ -164,7 +164,13 @@ function pbes2(params: Element, data: Buffer, password: string): Buffer {
   const [cipherOid, iv] = children(expect(scheme, TAG.sequence, 'an encryption scheme'));
   const cipher = cipherOid ? CIPHERS[oid(cipherOid)] : undefined;
   if (!cipher || !iv) throw new Pkcs12Error('unsupported PBES2 cipher');
-  const key = pbkdf2Sync(Buffer.from(password, 'utf8'), octets(salt), integer(iterations), cipher.keyLength, digest);
+  const key = pbkdf2Sync(
+    Buffer.from(password, 'utf8'),
+    octets(salt),
+    integer(iterations),
+    cipher.keyLength,
+    digest,
+  );
   return firstThatDecrypts([() => decipher(cipher.name, key, octets(iv), data)]);
 }
 

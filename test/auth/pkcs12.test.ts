@@ -24,7 +24,16 @@ describe('readPkcs12', () => {
   it('refuses a file that needs a password, and one that is not PKCS#12, saying why', async () => {
     const cert = await appServiceCertificate();
     const locked = path.join(cert.directory, 'locked.p12');
-    execFileSync('openssl', ['pkcs12', '-export', '-in', path.join(cert.directory, `${cert.thumbprint}.pem`), '-passout', 'pass:hunter2', '-out', locked]);
+    execFileSync('openssl', [
+      'pkcs12',
+      '-export',
+      '-in',
+      path.join(cert.directory, `${cert.thumbprint}.pem`),
+      '-passout',
+      'pass:hunter2',
+      '-out',
+      locked,
+    ]);
     expect(() => readPkcs12(readFileSync(locked))).toThrow(/cannot be decrypted without a password/);
     expect(readPkcs12(readFileSync(locked), 'hunter2').certificates).toHaveLength(1);
     expect(() => readPkcs12(Buffer.from(cert.certPem))).toThrow(Pkcs12Error);

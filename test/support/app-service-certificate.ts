@@ -32,9 +32,7 @@ export async function appServiceCertificate(
   writeFileSync(pem, certificate.pem, { mode: 0o600 });
   const file = path.join(directory, `${thumbprint}.p12`);
   const legacy =
-    encryption === '3des'
-      ? ['-certpbe', 'PBE-SHA1-3DES', '-keypbe', 'PBE-SHA1-3DES', '-macalg', 'sha1']
-      : [];
+    encryption === '3des' ? ['-certpbe', 'PBE-SHA1-3DES', '-keypbe', 'PBE-SHA1-3DES', '-macalg', 'sha1'] : [];
   execFileSync('openssl', ['pkcs12', '-export', '-in', pem, '-passout', 'pass:', ...legacy, '-out', file]);
   return { ...certificate, thumbprint, directory, file };
 }
