@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { EntraStandIn } from './entra';
-import { LOOPBACK, sendJson } from './https';
+import { FaultQueue, LOOPBACK, sendJson } from './https';
 
 export interface ManagedIdentity {
   /** Its client (application) id: what `client_id` and ENTRA_MANAGED_IDENTITY_CLIENT_ID name. */
@@ -49,6 +49,8 @@ export interface ManagedIdentityStandIn {
   /** `IDENTITY_HEADER`: a random secret per start, as App Service rotates its own. */
   header: string;
   requests: IdentityRequestRecord[];
+  /** The next N token requests (with the right header) fail with the given status. */
+  faults: FaultQueue;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function startManagedIdentityStandIn(
 ): Promise<ManagedIdentityStandIn> {
   const header = randomBytes(24).toString('base64url');
   const requests: IdentityRequestRecord[] = [];
+  const faults = new FaultQueue();
   const systemAssigned = options.identities?.systemAssigned ?? FUNCTION_SYSTEM_ASSIGNED_IDENTITY;
   const userAssigned = options.identities?.userAssigned ?? [FUNCTION_USER_ASSIGNED_IDENTITY];
 
@@ -91,6 +94,11 @@ export async function startManagedIdentityStandIn(
     };
     if (req.headers['x-identity-header'] !== header) {
       fail(401, 'The X-IDENTITY-HEADER header is missing or wrong.');
+      return;
+    }
+    const fault = faults.take();
+    if (fault) {
+      fail(fault.status, 'The managed identity endpoint is unavailable (a fault the test asked for).');
       return;
     }
     if (q.get('api-version') !== API_VERSION) {
@@ -156,6 +164,7 @@ export async function startManagedIdentityStandIn(
     endpoint: `http://${LOOPBACK}:${port}/msi/token`,
     header,
     requests,
+    faults,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
