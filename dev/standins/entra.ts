@@ -46,6 +46,12 @@ export interface TokenRequestRecord {
    * app registration was matched against.
    */
   federated?: { iss: string; sub: string; aud: string[] };
+  /**
+   * For a certificate: the assertion's header named the certificate by SHA-256 thumbprint
+   * (`x5t#S256`) and carried its chain (`x5c`), which subject-name/issuer trust, and so a
+   * certificate rollover without re-registering, needs.
+   */
+  certificateHeader?: { x5tS256: boolean; x5c: boolean };
   scope: string;
   userOid?: string;
   /** Whether a `claims` parameter (e.g. CAE's xms_cc cp1) came with the request. */
@@ -660,6 +666,8 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
       // An assertion the app signed itself names the app as its issuer; any other issuer is a
       // federated credential's (here: the managed identity's token).
       if (claims.iss === client.clientId) {
+        const header = decodeProtectedHeader(assertion);
+        record.certificateHeader = { x5tS256: Boolean(header['x5t#S256']), x5c: Array.isArray(header.x5c) };
         await verifyClientAssertion(client, assertion, tid);
         return { client, auth: 'certificate' };
       }

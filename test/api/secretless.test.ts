@@ -238,7 +238,13 @@ describe('a certificate App Service loaded (WEBSITE_LOAD_CERTIFICATES)', () => {
     const grants = appRequests(app);
     expect(grants.length).toBeGreaterThanOrEqual(2);
     for (const r of grants) {
-      expect(r).toMatchObject({ status: 200, clientAuth: 'certificate', clientAssertionType: JWT_BEARER });
+      expect(r).toMatchObject({
+        status: 200,
+        clientAuth: 'certificate',
+        clientAssertionType: JWT_BEARER,
+        // msal-node named the certificate by its SHA-256 thumbprint and sent its chain.
+        certificateHeader: { x5tS256: true, x5c: true },
+      });
     }
   });
 });

@@ -37,11 +37,12 @@ it('is plain HTTP on loopback, as App Service’s endpoint is', () => {
 
 it('answers the user-assigned identity named by client_id, principal_id or mi_res_id, in App Service’s fields', async () => {
   const u = FUNCTION_USER_ASSIGNED_IDENTITY;
-  for (const query of [
+  const queries: Record<string, string>[] = [
     { client_id: u.clientId },
     { principal_id: u.objectId },
     { mi_res_id: u.resourceId },
-  ]) {
+  ];
+  for (const query of queries) {
     const { status, body } = await ask({ resource: 'api://AzureADTokenExchange', ...query });
     expect(status).toBe(200);
     expect(body).toMatchObject({
