@@ -3,12 +3,17 @@ import { createServer } from 'node:net';
 import { QueueClient } from '@azure/storage-queue';
 import path from 'node:path';
 import { portOpen, startAzurite, type AzuritePorts, type RunningAzurite } from './azurite';
-import { startEntraStandIn, type EntraStandIn } from './standins/entra';
+import { startEntraStandIn, TOKEN_EXCHANGE_RESOURCE, type EntraStandIn } from './standins/entra';
 import { startGraphStandIn, type GraphStandIn } from './standins/graph';
 import { activityTypesFromManifest } from './standins/teams-body';
 import { startIngestionStandIn, type IngestionStandIn } from './standins/ingestion';
 import { API_APP, DEV_TENANT_ID, FUNCTION_IDENTITY } from './standins/identities';
 import { startKeyVaultStandIn, type KeyVaultStandIn } from './standins/keyvault';
+import {
+  FUNCTION_USER_ASSIGNED_IDENTITY,
+  startManagedIdentityStandIn,
+  type ManagedIdentityStandIn,
+} from './standins/managed-identity';
 import { APP_ROOT } from './root';
 import { ensureLocalTls, LOCAL_DIR, trustedCaFile, type LocalTls } from './tls';
 
@@ -45,6 +50,8 @@ export interface LocalStack {
   entra: EntraStandIn | undefined;
   keyVault: KeyVaultStandIn | undefined;
   graph: GraphStandIn | undefined;
+  /** App Service's managed-identity endpoint, when the app runs without secrets (see `startLocalStack`). */
+  managedIdentity: ManagedIdentityStandIn | undefined;
   azurite: RunningAzurite | undefined;
   ingestion: IngestionStandIn | undefined;
   /** What was started, for the banner. */
@@ -85,6 +92,12 @@ export async function startAzuriteOnFreePorts(location: string | undefined): Pro
  * `AzureWebJobsStorage`) is not given, and returns the settings that point the app at them.
  * The Key Vault and Graph stand-ins accept only tokens of the Entra stand-in, so starting either
  * starts that too. The returned settings name the CA file the host must trust.
+ *
+ * Without secrets, as in Azure: when the settings choose a credential Azure gives the app
+ * (`ENTRA_CLIENT_ASSERTION=managed-identity`, or a certificate App Service loaded) and name no
+ * `IDENTITY_ENDPOINT`, the stack also starts App Service's managed-identity endpoint, makes the
+ * Entra stand-in's app registration trust its user-assigned identity through a federated
+ * credential, and gives Key Vault that identity instead of a client secret.
  */
 export async function startLocalStack(options: StackOptions): Promise<LocalStack> {
   // An empty value (as in a copied local.settings.sample.json) counts as not given.
@@ -104,6 +117,13 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
     const needVault = !given.KEY_VAULT_URL;
     const needGraph = !given.GRAPH_BASE_URL;
     const needEntra = !given.ENTRA_AUTHORITY_HOST || needVault || needGraph;
+    const credentialGiven = [
+      'ENTRA_CLIENT_SECRET',
+      'ENTRA_CLIENT_CERTIFICATE_PATH',
+      'WEBSITE_LOAD_CERTIFICATES',
+      'ENTRA_CLIENT_ASSERTION',
+    ].some((name) => given[name]);
+    const secretless = Boolean(given.ENTRA_CLIENT_ASSERTION || given.WEBSITE_LOAD_CERTIFICATES);
 
     let entra: EntraStandIn | undefined;
     if (needEntra) {
@@ -115,11 +135,30 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       settings.ENTRA_AUTHORITY_HOST = entra.url;
       settings.ENTRA_TENANT_ID ||= DEV_TENANT_ID;
       settings.ENTRA_CLIENT_ID ||= API_APP.clientId;
-      if (!given.ENTRA_CLIENT_SECRET && !given.ENTRA_CLIENT_CERTIFICATE_PATH) {
-        settings.ENTRA_CLIENT_SECRET = API_APP.clientSecret;
-      }
+      if (!credentialGiven) settings.ENTRA_CLIENT_SECRET = API_APP.clientSecret;
       // So that a request without targetHostName works when trying the app locally.
       settings.TARGET_HOST_NAME ||= 'graph-notify.local';
+    }
+
+    let managedIdentity: ManagedIdentityStandIn | undefined;
+    if (secretless && !given.IDENTITY_ENDPOINT && entra) {
+      const authority = entra;
+      managedIdentity = await startManagedIdentityStandIn({ entra: authority });
+      stoppers.push(() => managedIdentity!.close());
+      started.push(
+        `Managed identity    ${managedIdentity.endpoint}  (App Service's endpoint: no secret in any setting)`,
+      );
+      settings.IDENTITY_ENDPOINT = managedIdentity.endpoint;
+      settings.IDENTITY_HEADER = managedIdentity.header;
+      if (given.ENTRA_CLIENT_ASSERTION && !given.ENTRA_AUTHORITY_HOST) {
+        settings.ENTRA_MANAGED_IDENTITY_CLIENT_ID ||= FUNCTION_USER_ASSIGNED_IDENTITY.clientId;
+        // `az ad app federated-credential create` on the API's registration, as the README says.
+        authority.addFederatedCredential(API_APP.clientId, {
+          issuer: authority.issuer(DEV_TENANT_ID),
+          subject: FUNCTION_USER_ASSIGNED_IDENTITY.objectId,
+          audiences: [TOKEN_EXCHANGE_RESOURCE],
+        });
+      }
     }
 
     let keyVault: KeyVaultStandIn | undefined;
@@ -138,12 +177,17 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
       settings.KEY_VAULT_URL = keyVault.url;
       // The vault at 127.0.0.1 is not under its challenge's resource host (vault.azure.net).
       settings.KEY_VAULT_DISABLE_CHALLENGE_RESOURCE_VERIFICATION = 'true';
-      // The function's identity for the vault, in the variables EnvironmentCredential reads (the app
-      // builds a ClientSecretCredential from them; with them set it never tries managed identity).
-      settings.AZURE_TENANT_ID = DEV_TENANT_ID;
-      settings.AZURE_CLIENT_ID = FUNCTION_IDENTITY.clientId;
-      settings.AZURE_CLIENT_SECRET = FUNCTION_IDENTITY.clientSecret;
-      settings.AZURE_AUTHORITY_HOST = authority.url;
+      if (managedIdentity) {
+        // The vault with the app's user-assigned identity, as in Azure: no AZURE_CLIENT_SECRET.
+        settings.AZURE_CLIENT_ID = FUNCTION_USER_ASSIGNED_IDENTITY.clientId;
+      } else {
+        // The function's identity for the vault, in the variables EnvironmentCredential reads (the
+        // app builds a ClientSecretCredential from them; with them set it never tries managed identity).
+        settings.AZURE_TENANT_ID = DEV_TENANT_ID;
+        settings.AZURE_CLIENT_ID = FUNCTION_IDENTITY.clientId;
+        settings.AZURE_CLIENT_SECRET = FUNCTION_IDENTITY.clientSecret;
+        settings.AZURE_AUTHORITY_HOST = authority.url;
+      }
     }
 
     let graph: GraphStandIn | undefined;
@@ -206,7 +250,7 @@ export async function startLocalStack(options: StackOptions): Promise<LocalStack
     const trust = trustedCaFile(given.NODE_EXTRA_CA_CERTS, standIn ? tls : undefined);
     if (trust) settings.NODE_EXTRA_CA_CERTS = trust;
 
-    return { settings, tls, entra, keyVault, graph, azurite, ingestion, started, stop };
+    return { settings, tls, entra, keyVault, graph, managedIdentity, azurite, ingestion, started, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -7,10 +7,13 @@ import { tryItLines } from './start-banner';
 import { AZURITE_DATA, startLocalStack } from './stack';
 
 // `npm start`: the whole app on this machine with no configuration and no cloud account.
+// `npm start -- --secretless`: the same with no secret in any setting, as in Azure: the app's
+// managed identity (App Service's endpoint, a stand-in) is its credential everywhere.
 
 async function main(): Promise<void> {
   const began = performance.now();
   const given = localSettings(process.env);
+  if (process.argv.includes('--secretless')) given.ENTRA_CLIENT_ASSERTION ||= 'managed-identity';
   const stack = await startLocalStack({
     settings: given,
     ports: {

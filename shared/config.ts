@@ -1,7 +1,25 @@
 import { AppError } from './errors';
 import { GUID } from './ids';
 
-export type ClientCredential = { kind: 'secret'; secret: string } | { kind: 'certificate'; path: string };
+/**
+ * How the app authenticates to the identity service in its own grants (OBO, refresh token, client
+ * credentials): exactly one of these is configured.
+ */
+export type ClientCredential =
+  | { kind: 'secret'; secret: string }
+  /** A PEM file holding the certificate and its private key. */
+  | { kind: 'certificate'; path: string }
+  /**
+   * A certificate App Service loaded for the app (`WEBSITE_LOAD_CERTIFICATES`): on Linux a
+   * password-less PKCS#12 file named by its SHA-1 thumbprint in `directory`.
+   */
+  | { kind: 'appServiceCertificate'; thumbprint: string; directory: string }
+  /**
+   * A managed identity's token for `api://AzureADTokenExchange` as the client assertion, trusted by
+   * the app registration through a federated identity credential. `clientId` names a
+   * user-assigned identity; undefined is the system-assigned one.
+   */
+  | { kind: 'managedIdentity'; clientId: string | undefined };
 
 /**
  * How the app reaches its storage account's queues, from `AzureWebJobsStorage` as Azure Functions
@@ -119,18 +137,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   const clientId = required('ENTRA_CLIENT_ID');
   guid('ENTRA_CLIENT_ID', clientId);
 
-  const secret = get('ENTRA_CLIENT_SECRET');
-  const certificatePath = get('ENTRA_CLIENT_CERTIFICATE_PATH');
-  let credential: ClientCredential = { kind: 'secret', secret: '' };
-  if (secret && certificatePath) {
-    problems.push('set only one of ENTRA_CLIENT_SECRET and ENTRA_CLIENT_CERTIFICATE_PATH');
-  } else if (secret) {
-    credential = { kind: 'secret', secret };
-  } else if (certificatePath) {
-    credential = { kind: 'certificate', path: certificatePath };
-  } else {
-    problems.push('one of ENTRA_CLIENT_SECRET or ENTRA_CLIENT_CERTIFICATE_PATH is required');
-  }
+  const credential = clientCredential(get, guid, problems);
 
   const authorityHost = url(
     'ENTRA_AUTHORITY_HOST',
@@ -199,6 +206,83 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     });
   }
   return Object.freeze(config);
+}
+
+// Where App Service on Linux puts the private certificates WEBSITE_LOAD_CERTIFICATES names, as
+// `{thumbprint}.p12`. App Service sets WEBSITE_PRIVATE_CERTS_PATH only in Windows containers; here
+// it also lets a test or the local stack point elsewhere.
+const APP_SERVICE_PRIVATE_CERTS = '/var/ssl/private';
+const SHA1_THUMBPRINT = /^[0-9a-f]{40}$/i;
+const CREDENTIAL_SETTINGS =
+  'ENTRA_CLIENT_SECRET, ENTRA_CLIENT_CERTIFICATE_PATH, WEBSITE_LOAD_CERTIFICATES (a certificate App Service loaded) or ENTRA_CLIENT_ASSERTION=managed-identity';
+
+/**
+ * The app's own credential: exactly one of a secret, a PEM certificate file, a certificate App
+ * Service loaded, or a managed identity's token as the client assertion. Two are a conflict (which
+ * one would be used is not for the app to guess); none is a gap. Both are named.
+ */
+function clientCredential(
+  get: (name: string) => string | undefined,
+  guid: (name: string, value: string) => void,
+  problems: string[],
+): ClientCredential {
+  const secret = get('ENTRA_CLIENT_SECRET');
+  const certificatePath = get('ENTRA_CLIENT_CERTIFICATE_PATH');
+  const loaded = get('WEBSITE_LOAD_CERTIFICATES');
+  const assertion = get('ENTRA_CLIENT_ASSERTION');
+  const miClientId = get('ENTRA_MANAGED_IDENTITY_CLIENT_ID');
+
+  const candidates: ClientCredential[] = [];
+  const set: string[] = [];
+  if (secret) {
+    set.push('ENTRA_CLIENT_SECRET');
+    candidates.push({ kind: 'secret', secret });
+  }
+  if (certificatePath) {
+    set.push('ENTRA_CLIENT_CERTIFICATE_PATH');
+    candidates.push({ kind: 'certificate', path: certificatePath });
+  }
+  if (loaded) {
+    set.push('WEBSITE_LOAD_CERTIFICATES');
+    // The setting itself is the thumbprint: when a certificate renewed in Key Vault is synced,
+    // App Service replaces the old thumbprint in it with the new one, so nothing else needs editing.
+    const thumbprints = loaded
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
+    const only = thumbprints[0] ?? '';
+    if (thumbprints.length !== 1 || only === '*') {
+      problems.push(
+        `WEBSITE_LOAD_CERTIFICATES must name exactly one thumbprint, the app's client certificate (got "${loaded}")`,
+      );
+    } else if (!SHA1_THUMBPRINT.test(only)) {
+      problems.push(`WEBSITE_LOAD_CERTIFICATES "${only}" is not a certificate thumbprint (40 hex digits)`);
+    }
+    candidates.push({
+      kind: 'appServiceCertificate',
+      thumbprint: only.toUpperCase(),
+      directory: get('WEBSITE_PRIVATE_CERTS_PATH') ?? APP_SERVICE_PRIVATE_CERTS,
+    });
+  }
+  if (assertion) {
+    set.push('ENTRA_CLIENT_ASSERTION');
+    if (assertion !== 'managed-identity') {
+      problems.push(`ENTRA_CLIENT_ASSERTION must be managed-identity, got "${assertion}"`);
+    }
+    if (miClientId) guid('ENTRA_MANAGED_IDENTITY_CLIENT_ID', miClientId);
+    candidates.push({ kind: 'managedIdentity', clientId: miClientId?.toLowerCase() });
+  } else if (miClientId) {
+    problems.push(
+      'ENTRA_MANAGED_IDENTITY_CLIENT_ID is set but ENTRA_CLIENT_ASSERTION is not managed-identity',
+    );
+  }
+
+  if (candidates.length > 1) {
+    problems.push(`set only one of the client credentials: ${set.join(' and ')} are set`);
+  } else if (candidates.length === 0) {
+    problems.push(`one client credential is required: ${CREDENTIAL_SETTINGS}`);
+  }
+  return candidates[0] ?? { kind: 'secret', secret: '' };
 }
 
 /**

@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'idempotency_key_reused'
   | 'request_in_progress'
   | 'dependency_unavailable'
+  | 'credential_rejected'
   | 'invalid_config'
   | 'internal_error';
 
@@ -68,6 +69,13 @@ const CODES: Record<ErrorCode, CodeInfo> = {
     retryable: true,
   },
   dependency_unavailable: { status: 503, title: 'Dependency unavailable', retryable: true },
+  // The identity service refused the app's own credential (secret, certificate or federated
+  // managed identity): an operator must fix the configuration; the request itself was fine.
+  credential_rejected: {
+    status: 500,
+    title: "The identity service rejected this app's credential",
+    retryable: false,
+  },
   invalid_config: { status: 500, title: 'Invalid configuration', retryable: false },
   internal_error: { status: 500, title: 'Internal error', retryable: false },
 };

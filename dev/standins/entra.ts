@@ -38,7 +38,20 @@ export interface TokenRequestRecord {
   tenant: string;
   grantType: string;
   clientId: string;
-  clientAuth: 'secret' | 'certificate' | 'none';
+  clientAuth: 'secret' | 'certificate' | 'federated' | 'none';
+  /** `client_assertion_type` as sent, when a client assertion came. */
+  clientAssertionType?: string;
+  /**
+   * A federated credential's claims (never the token): what a federated identity credential of the
+   * app registration was matched against.
+   */
+  federated?: { iss: string; sub: string; aud: string[] };
+  /**
+   * For a certificate: the assertion's header named the certificate by SHA-256 thumbprint
+   * (`x5t#S256`) and carried its chain (`x5c`), which subject-name/issuer trust, and so a
+   * certificate rollover without re-registering, needs.
+   */
+  certificateHeader?: { x5tS256: boolean; x5c: boolean };
   scope: string;
   userOid?: string;
   /** Whether a `claims` parameter (e.g. CAE's xms_cc cp1) came with the request. */
@@ -109,6 +122,24 @@ export interface EntraStandIn {
   /** Lets a confidential client authenticate with a certificate (`client_assertion`). */
   registerClientCertificate(clientId: string, certificatePem: string): void;
   /**
+   * Adds a federated identity credential to an app registration: a token from `issuer` about
+   * `subject` for one of `audiences` is then accepted as its `client_assertion`, as Entra does for
+   * a managed identity's token (`az ad app federated-credential create`).
+   */
+  addFederatedCredential(clientId: string, credential: FederatedCredential): void;
+  /** Removes every federated identity credential of an app registration. */
+  clearFederatedCredentials(clientId: string): void;
+  /**
+   * A managed identity's access token for `resource`, as Entra issues it to the platform's identity
+   * endpoint: for `api://AzureADTokenExchange` the token a federated credential trusts
+   * (v2.0: `iss` this authority's issuer, `sub` and `oid` the identity's object id), for other
+   * resources (Key Vault, Storage) a v1.0 app token. Throws for a resource it does not know.
+   */
+  issueManagedIdentityToken(
+    identity: { clientId: string; objectId: string },
+    resource: string,
+  ): Promise<{ accessToken: string; expiresOn: number; resource: string }>;
+  /**
    * The application permissions (app roles) granted to a client on a resource (its URI or app id):
    * what its client-credentials tokens for that resource carry in `roles`. By default this API's
    * registration holds `TeamsActivity.Send` on Microsoft Graph; an empty list takes it away.
@@ -116,6 +147,17 @@ export interface EntraStandIn {
   setAppRoles(clientId: string, resourceId: string, roles: readonly string[]): void;
   close(): Promise<void>;
 }
+
+export interface FederatedCredential {
+  issuer: string;
+  subject: string;
+  audiences: string[];
+}
+
+/** The resource a managed identity's token for a federated credential is for, and its app id. */
+export const TOKEN_EXCHANGE_RESOURCE = 'api://AzureADTokenExchange';
+export const TOKEN_EXCHANGE_APP_ID = 'fb60f99c-7a34-4190-8149-302f77469936';
+export const STORAGE_RESOURCE = 'https://storage.azure.com';
 
 export interface EntraStandInOptions {
   tls: LocalTls;
@@ -148,6 +190,7 @@ interface ClientApp {
   displayName: string;
   secret?: string;
   certificates: Array<{ x5t: string; x5tS256: string; publicKey: KeyObject }>;
+  federatedCredentials: FederatedCredential[];
   /** Public clients (the CLI) have no credential and may not use OBO or client credentials. */
   confidential: boolean;
 }
@@ -274,6 +317,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
         displayName: 'graph-notify',
         secret: API_APP.clientSecret,
         certificates: [],
+        federatedCredentials: [],
         confidential: true,
       },
     ],
@@ -284,6 +328,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
         displayName: 'graph-notify function identity',
         secret: FUNCTION_IDENTITY.clientSecret,
         certificates: [],
+        federatedCredentials: [],
         confidential: true,
       },
     ],
@@ -293,6 +338,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
         clientId: CLIENT_APP.clientId,
         displayName: 'graph-notify dev client',
         certificates: [],
+        federatedCredentials: [],
         confidential: false,
       },
     ],
@@ -310,6 +356,12 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
     {
       id: KEY_VAULT_RESOURCE,
       aliases: [KEY_VAULT_RESOURCE, KEY_VAULT_APP_ID],
+      defaultPermissions: ['user_impersonation'],
+      tokenVersion: 1,
+    },
+    {
+      id: STORAGE_RESOURCE,
+      aliases: [STORAGE_RESOURCE],
       defaultPermissions: ['user_impersonation'],
       tokenVersion: 1,
     },
@@ -552,6 +604,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
     params: URLSearchParams,
     req: IncomingMessage,
     tid: string,
+    record: TokenRequestRecord,
   ): Promise<{ client: ClientApp; auth: TokenRequestRecord['clientAuth'] }> {
     let clientId = params.get('client_id') ?? '';
     let secret = params.get('client_secret');
@@ -599,8 +652,27 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
       return { client, auth: 'secret' };
     }
     if (assertion) {
-      await verifyClientAssertion(client, assertion, params.get('client_assertion_type'), tid);
-      return { client, auth: 'certificate' };
+      const type = params.get('client_assertion_type');
+      if (type !== CLIENT_ASSERTION_TYPE) {
+        throw invalidRequest(90100, "The parameter 'client_assertion_type' is empty or not valid.");
+      }
+      record.clientAssertionType = type;
+      let claims: JWTPayload;
+      try {
+        claims = decodeJwt(assertion);
+      } catch {
+        throw new EntraError(401, 'invalid_client', 50027, 'JWT token is invalid or malformed.');
+      }
+      // An assertion the app signed itself names the app as its issuer; any other issuer is a
+      // federated credential's (here: the managed identity's token).
+      if (claims.iss === client.clientId) {
+        const header = decodeProtectedHeader(assertion);
+        record.certificateHeader = { x5tS256: Boolean(header['x5t#S256']), x5c: Array.isArray(header.x5c) };
+        await verifyClientAssertion(client, assertion, tid);
+        return { client, auth: 'certificate' };
+      }
+      record.federated = await verifyFederatedAssertion(client, assertion);
+      return { client, auth: 'federated' };
     }
     throw new EntraError(
       401,
@@ -610,15 +682,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
     );
   }
 
-  async function verifyClientAssertion(
-    client: ClientApp,
-    assertion: string,
-    type: string | null,
-    tid: string,
-  ): Promise<void> {
-    if (type !== CLIENT_ASSERTION_TYPE) {
-      throw invalidRequest(90100, "The parameter 'client_assertion_type' is empty or not valid.");
-    }
+  async function verifyClientAssertion(client: ClientApp, assertion: string, tid: string): Promise<void> {
     const fail = (code: number, msg: string) => new EntraError(401, 'invalid_client', code, msg);
     let header: { 'x5t#S256'?: unknown; x5t?: unknown };
     try {
@@ -647,6 +711,83 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
         `Client assertion failed signature validation. [Reason - ${(err as Error).message}]`,
       );
     }
+  }
+
+  /**
+   * Checks a federated credential's token as Entra does: a valid token of a trusted issuer (here
+   * only this authority, which issues the managed identities' tokens), then one of the app's
+   * federated identity credentials matching its issuer, audience and subject exactly (Entra
+   * matches case-sensitively). The AADSTS codes and wording are Entra's.
+   */
+  async function verifyFederatedAssertion(
+    client: ClientApp,
+    assertion: string,
+  ): Promise<NonNullable<TokenRequestRecord['federated']>> {
+    const fail = (code: number, msg: string) => new EntraError(401, 'invalid_client', code, msg);
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(assertion, createLocalJWKSet(keys.jwks()), {
+        algorithms: ['RS256'],
+        clockTolerance: 300,
+      }));
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) {
+        throw fail(700024, 'Client assertion is not within its valid time range.');
+      }
+      throw fail(
+        700027,
+        `Client assertion failed signature validation. [Reason - ${(err as Error).message}]`,
+      );
+    }
+    const iss = payload.iss ?? '';
+    const sub = payload.sub ?? '';
+    const aud = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : [];
+    const seen = { iss, sub, aud };
+    // The token exchange audience may be named by its URI or by its app id.
+    const audienceNames = (a: string) =>
+      a === TOKEN_EXCHANGE_RESOURCE || a === TOKEN_EXCHANGE_APP_ID
+        ? [TOKEN_EXCHANGE_RESOURCE, TOKEN_EXCHANGE_APP_ID]
+        : [a];
+    const audienceMatches = (fic: FederatedCredential) =>
+      fic.audiences.some((want) => aud.some((got) => audienceNames(want).includes(got)));
+    const records = client.federatedCredentials;
+    if (records.length === 0) {
+      throw new EntraError(
+        400,
+        'invalid_request',
+        70021,
+        `No matching federated identity record found for presented assertion. Assertion Issuer: '${iss}'. ` +
+          `Assertion Subject: '${sub}'. Assertion Audience: '${aud.join(',')}'. ` +
+          'https://learn.microsoft.com/entra/workload-id/workload-identity-federation',
+      );
+    }
+    const byIssuer = records.filter((fic) => fic.issuer === iss);
+    if (byIssuer.length === 0) {
+      throw fail(
+        700211,
+        `No matching federated identity record found for presented assertion issuer '${iss}'. Please check your ` +
+          'federated identity credential Subject, Audience and Issuer against the presented assertion. ' +
+          'https://learn.microsoft.com/entra/workload-id/workload-identity-federation',
+      );
+    }
+    const byAudience = byIssuer.filter(audienceMatches);
+    if (byAudience.length === 0) {
+      throw fail(
+        700212,
+        `No matching federated identity record found for presented assertion audience '${aud.join(',')}'. Please ` +
+          'check your federated identity credential Subject, Audience and Issuer against the presented ' +
+          'assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation',
+      );
+    }
+    if (!byAudience.some((fic) => fic.subject === sub)) {
+      throw fail(
+        700213,
+        `No matching federated identity record found for presented assertion subject '${sub}'. Please check your ` +
+          'federated identity credential Subject, Audience and Issuer against the presented assertion. ' +
+          'https://learn.microsoft.com/entra/workload-id/workload-identity-federation',
+      );
+    }
+    return seen;
   }
 
   /** Checks the OBO `assertion`: one of our user access tokens, for the calling app, in this tenant. */
@@ -729,7 +870,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
     return userTokenResponse({
       user,
       clientId: client.clientId,
-      clientAuthLevel: record.clientAuth === 'certificate' ? '2' : '1',
+      clientAuthLevel: record.clientAuth === 'secret' ? '1' : '2',
       scope,
       params,
     });
@@ -772,7 +913,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
     const { resource } = resourceFor(splitScopes(scope).resourceScopes);
     checkUserState(user, resource.id);
     // A new refresh token comes back; the redeemed one stays valid until it expires, as on Entra.
-    const level = !client.confidential ? '0' : record.clientAuth === 'certificate' ? '2' : '1';
+    const level = !client.confidential ? '0' : record.clientAuth === 'secret' ? '1' : '2';
     return userTokenResponse({ user, clientId: client.clientId, clientAuthLevel: level, scope, params });
   }
 
@@ -947,7 +1088,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
           `The app requested an unsupported grant type '${record.grantType}'.`,
         );
       }
-      const { client, auth } = await authenticateClient(params, req, tid);
+      const { client, auth } = await authenticateClient(params, req, tid, record);
       record.clientId = client.clientId;
       record.clientAuth = auth;
       const body = await runGrant(record.grantType, params, client, tid, record);
@@ -1114,7 +1255,7 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
     },
     async issueUserToken(opts) {
       const user = userFor(opts.user, opts.tenantId);
-      const api = resources[2]!;
+      const api = resources.find((r) => r.id === `api://${API_APP.clientId}`)!;
       return signUserAccessToken({
         user,
         resource: api,
@@ -1147,6 +1288,61 @@ export async function startEntraStandIn(options: EntraStandInOptions): Promise<E
         x5tS256: createHash('sha256').update(cert.raw).digest('base64url'),
         publicKey: cert.publicKey,
       });
+    },
+    addFederatedCredential(clientId, credential) {
+      const client = clients.get(clientId);
+      if (!client?.confidential) throw new Error(`no confidential client ${clientId}`);
+      client.federatedCredentials.push({ ...credential, audiences: [...credential.audiences] });
+    },
+    clearFederatedCredentials(clientId) {
+      const client = clients.get(clientId);
+      if (client) client.federatedCredentials.length = 0;
+    },
+    async issueManagedIdentityToken(identity, resource) {
+      const name = resource.replace(/\/\.default$/, '').replace(/\/$/, '');
+      const iat = nowSec();
+      // Entra issues managed identities' tokens for about a day.
+      const exp = iat + 86399;
+      const common = {
+        iat,
+        nbf: iat,
+        exp,
+        oid: identity.objectId,
+        sub: identity.objectId,
+        tid: DEV_TENANT_ID,
+      };
+      if (name === TOKEN_EXCHANGE_RESOURCE || name === TOKEN_EXCHANGE_APP_ID) {
+        const accessToken = await keys.sign({
+          ...common,
+          // A v2.0 token names its resource by app id.
+          aud: TOKEN_EXCHANGE_APP_ID,
+          iss: issuer(DEV_TENANT_ID),
+          azp: identity.clientId,
+          azpacr: '2',
+          idtyp: 'app',
+          uti: b64url(16),
+          ver: '2.0',
+        });
+        return { accessToken, expiresOn: exp, resource };
+      }
+      const target = resources.find((r) => r.aliases.includes(name) && r.id !== `api://${API_APP.clientId}`);
+      if (!target) {
+        throw new Error(`AADSTS500011: The resource principal named ${name} was not found in the tenant.`);
+      }
+      const accessToken = await keys.sign({
+        ...common,
+        aud: target.id,
+        iss: v1Issuer(DEV_TENANT_ID),
+        appid: identity.clientId,
+        appidacr: '2',
+        idp: v1Issuer(DEV_TENANT_ID),
+        idtyp: 'app',
+        // Managed identities' tokens say which identity resource they are.
+        xms_mirid: `/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/local/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${identity.clientId}`,
+        uti: b64url(16),
+        ver: '1.0',
+      });
+      return { accessToken, expiresOn: exp, resource };
     },
     setAppRoles(clientId, resourceId, roles) {
       const resource = resourceNamed(resourceId);

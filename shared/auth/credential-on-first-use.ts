@@ -26,3 +26,15 @@ export function credentialOnFirstUse(
     getToken: (scopes: string | string[], options?: GetTokenOptions) => instance().getToken(scopes, options),
   };
 }
+
+/**
+ * The SDK client options that bound a call (../http/azure-pipeline), loaded with the clients: it
+ * brings @azure/core-rest-pipeline, which nothing else needs at startup.
+ */
+export function boundedClientOptions(
+  ...args: Parameters<typeof import('../http/azure-pipeline').boundedClientOptions>
+): ReturnType<typeof import('../http/azure-pipeline').boundedClientOptions> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, on purpose
+  const pipeline = require('../http/azure-pipeline') as typeof import('../http/azure-pipeline');
+  return pipeline.boundedClientOptions(...args);
+}

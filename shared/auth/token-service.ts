@@ -1,7 +1,6 @@
 // The app's token service: the OBO exchange for a verified caller and the redemption of stored
 // refresh tokens, over @azure/msal-node. Every msal error is normalised here, once, into AppError.
-import { createHash, createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import {
   AuthError,
   ConfidentialClientApplication,
@@ -9,7 +8,6 @@ import {
   LogLevel,
   ServerError,
   type AuthenticationResult,
-  type Configuration,
   type INetworkModule,
   type NetworkRequestOptions,
   type NetworkResponse,
@@ -18,6 +16,7 @@ import type { Config } from '../config';
 import { AppError } from '../errors';
 import { fingerprint, userKey } from '../ids';
 import { redact } from '../redact';
+import { msalClientCredential, type MsalClientCredential } from './client-credential';
 import { OpenIdMetadataSource } from './openid-metadata';
 import type { Logger, TokenExchange, UserRef } from '../notifications/send';
 import type { Caller } from './caller';
@@ -42,6 +41,11 @@ export interface TokenServiceOptions {
   requestTimeoutMs?: number;
   /** The OpenID metadata, shared with the caller verifier (one read per worker). */
   metadata?: OpenIdMetadataSource;
+  /**
+   * Where App Service advertises the managed identity (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`), for
+   * `ENTRA_CLIENT_ASSERTION=managed-identity`. Default `process.env`, which @azure/identity reads too.
+   */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface RedeemedToken {
@@ -101,6 +105,20 @@ const ASSERTION_REJECTED: Record<string, string> = {
   '500133': 'it is expired or not yet valid',
 };
 
+// AADSTS numbers of a federated credential (the managed identity's assertion) that no federated
+// identity credential of the app registration matches: 70021 as a whole (invalid_request), or
+// by issuer, audience or subject (700211, 700212, 700213; invalid_client).
+const FEDERATION_REJECTED: ReadonlySet<string> = new Set(['70021', '700211', '700212', '700213']);
+
+/** What the operator checks when the identity service refuses the app's own credential. */
+const CREDENTIAL_HINT: Record<Config['credential']['kind'], string> = {
+  secret: 'ENTRA_CLIENT_SECRET',
+  certificate: 'the certificate of ENTRA_CLIENT_CERTIFICATE_PATH',
+  appServiceCertificate: 'the certificate WEBSITE_LOAD_CERTIFICATES names',
+  managedIdentity:
+    "the app registration's federated identity credential (issuer, subject = the managed identity's object id, audience api://AzureADTokenExchange)",
+};
+
 /**
  * The OBO exchange and refresh-token redemption, with one small msal client per user.
  *
@@ -116,7 +134,7 @@ const ASSERTION_REJECTED: Record<string, string> = {
 export class TokenService implements TokenExchange {
   private readonly authority: string;
   private readonly scopes: string[];
-  private readonly credential: Pick<Configuration['auth'], 'clientSecret' | 'clientCertificate'>;
+  private readonly credential: MsalClientCredential;
   private readonly partitions = new Map<string, Partition>();
   /** Client-credentials clients, one per tenant the app sends to as itself. */
   private readonly appPartitions = new Map<string, Partition>();
@@ -132,8 +150,9 @@ export class TokenService implements TokenExchange {
   private readonly metadataSource: OpenIdMetadataSource;
 
   /**
-   * Side effect: reads the client certificate named by ENTRA_CLIENT_CERTIFICATE_PATH, if any.
-   * Throws `invalid_config` when it is unreadable, has no matching RSA key, or has expired.
+   * Side effect: reads the client certificate (ENTRA_CLIENT_CERTIFICATE_PATH, or the one App Service
+   * loaded), if that is the credential. Throws `invalid_config` when it is unreadable, has no
+   * matching RSA key, or has expired, or when the managed identity the settings name is absent.
    */
   constructor(
     private readonly config: Pick<
@@ -159,10 +178,7 @@ export class TokenService implements TokenExchange {
     this.metadataSource =
       options.metadata ??
       new OpenIdMetadataSource(config.authorityHost, config.tenantId, this.requestTimeoutMs);
-    this.credential =
-      config.credential.kind === 'secret'
-        ? { clientSecret: config.credential.secret }
-        : { clientCertificate: loadClientCertificate(config.credential.path) };
+    this.credential = msalClientCredential(config.credential, options.env ?? process.env);
   }
 
   /** Users currently held in memory (for tests and the benchmark). */
@@ -470,14 +486,18 @@ export class TokenService implements TokenExchange {
         cause: err,
       });
     }
-    if (code === 'invalid_client' || code === 'unauthorized_client') {
+    if (
+      code === 'invalid_client' ||
+      code === 'unauthorized_client' ||
+      (errorNo && FEDERATION_REJECTED.has(errorNo))
+    ) {
       this.log?.warn(
         `The identity service rejected this app's own credential (${code}${sts}) for client ${this.config.clientId}: ` +
-          'check ENTRA_CLIENT_SECRET or ENTRA_CLIENT_CERTIFICATE_PATH against the app registration.',
+          `check ${CREDENTIAL_HINT[this.config.credential.kind]} against the app registration.`,
         { code, aadsts: errorNo },
       );
-      return new AppError('internal_error', {
-        detail: 'The app could not authenticate to the identity service.',
+      return new AppError('credential_rejected', {
+        detail: `The identity service rejected this app's own credential${sts}; the operator must fix it.`,
         cause: err,
       });
     }
@@ -623,47 +643,6 @@ class ObservingNetworkClient implements INetworkModule {
     }
     return { headers, body: body as T, status: res.status };
   }
-}
-
-function loadClientCertificate(path: string): { thumbprintSha256: string; privateKey: string; x5c: string } {
-  const invalid = (why: string, cause?: unknown) =>
-    new AppError('invalid_config', { detail: `ENTRA_CLIENT_CERTIFICATE_PATH (${path}): ${why}`, cause });
-  let pem: string;
-  try {
-    pem = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw invalid(`cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, err);
-  }
-  const certificates = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  const keyBlock = /-----BEGIN ((?:RSA |ENCRYPTED )?PRIVATE KEY)-----[\s\S]+?-----END \1-----/.exec(pem)?.[0];
-  const first = certificates[0];
-  if (!first) throw invalid('holds no PEM certificate');
-  if (!keyBlock) throw invalid('holds no PEM private key (the file must hold the certificate and its key)');
-  let certificate: X509Certificate;
-  let key: KeyObject;
-  try {
-    certificate = new X509Certificate(first);
-  } catch (err) {
-    throw invalid('its certificate cannot be parsed', err);
-  }
-  try {
-    key = createPrivateKey(keyBlock);
-  } catch (err) {
-    throw invalid('its private key cannot be read (an encrypted key is not supported)', err);
-  }
-  // msal-node signs the client assertion with PS256 when given a SHA-256 thumbprint.
-  if (key.asymmetricKeyType !== 'rsa')
-    throw invalid(`its key is ${key.asymmetricKeyType ?? 'unknown'}, not RSA`);
-  if (!certificate.checkPrivateKey(key)) throw invalid('the private key does not belong to the certificate');
-  if (Date.parse(certificate.validTo) <= Date.now())
-    throw invalid(`the certificate expired on ${certificate.validTo}`);
-  return {
-    // Hex, as msal-node expects; it sends it base64url-encoded as the assertion's x5t#S256.
-    thumbprintSha256: createHash('sha256').update(certificate.raw).digest('hex'),
-    privateKey: key.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    // The chain as PEM: msal sends it as x5c, which subject-name/issuer authentication needs.
-    x5c: certificates.join('\n'),
-  };
 }
 
 /**

@@ -7,7 +7,11 @@ import type { Config } from '../config';
 import { AppError } from '../errors';
 import { DEPENDENCY_BUDGET } from '../http/dependency-budget';
 import { onFirstUse } from '../on-first-use';
-import { credentialOnFirstUse, type CredentialOnFirstUse } from './credential-on-first-use';
+import {
+  boundedClientOptions,
+  credentialOnFirstUse,
+  type CredentialOnFirstUse,
+} from './credential-on-first-use';
 import { appServiceManagedIdentity } from './managed-identity';
 import {
   KeyVaultRefreshTokenStore,
@@ -86,18 +90,6 @@ export function keyVaultCredential(env: Readonly<Record<string, string | undefin
       cause: err,
     });
   }
-}
-
-/**
- * The SDK client options that bound a call (./http/azure-pipeline), loaded with the clients: it
- * brings @azure/core-rest-pipeline, which nothing else needs at startup.
- */
-function boundedClientOptions(
-  ...args: Parameters<typeof import('../http/azure-pipeline').boundedClientOptions>
-): ReturnType<typeof import('../http/azure-pipeline').boundedClientOptions> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, on purpose
-  const pipeline = require('../http/azure-pipeline') as typeof import('../http/azure-pipeline');
-  return pipeline.boundedClientOptions(...args);
 }
 
 /** Key Vault's per-try timeout and tries for the credential; Key Vault's deadline covers it. */

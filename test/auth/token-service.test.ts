@@ -347,12 +347,12 @@ describe('errors', () => {
     expect(cold).toMatchObject({ code: 'upstream_unavailable', retryAfterSeconds: 5 });
   });
 
-  it('answers a rejected client secret with internal_error and tells the operator', async () => {
+  it('answers a rejected client secret with credential_rejected and tells the operator', async () => {
     const tokens = service({}, { ENTRA_CLIENT_SECRET: 'not-the-secret' });
     const lines = logLines.length;
     const err = await appError(tokens.onBehalfOf(await callerFor(freshUser('wrongsecret'))));
     expect(lastRequest()).toMatchObject({ status: 401, error: 'invalid_client', errorCode: 7000215 });
-    expect(err).toMatchObject({ code: 'internal_error', status: 500 });
+    expect(err).toMatchObject({ code: 'credential_rejected', status: 500 });
     const said = logLines.slice(lines).join('\n');
     expect(said).toMatch(/rejected this app's own credential \(invalid_client \(AADSTS7000215\)\)/);
     expect(said).toMatch(/ENTRA_CLIENT_SECRET/);

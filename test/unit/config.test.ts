@@ -11,6 +11,7 @@ const minimal = {
   AzureWebJobsStorage: 'UseDevelopmentStorage=true',
 };
 const { AzureWebJobsStorage: _storage, ...noStorage } = minimal;
+const { ENTRA_CLIENT_SECRET: _secret, ...noSecret } = minimal;
 
 function problemsOf(env: Record<string, string>): string {
   try {
@@ -47,7 +48,9 @@ describe('loadConfig', () => {
     const detail = problemsOf({});
     expect(detail).toContain('ENTRA_TENANT_ID is required');
     expect(detail).toContain('ENTRA_CLIENT_ID is required');
-    expect(detail).toContain('one of ENTRA_CLIENT_SECRET or ENTRA_CLIENT_CERTIFICATE_PATH is required');
+    expect(detail).toContain(
+      'one client credential is required: ENTRA_CLIENT_SECRET, ENTRA_CLIENT_CERTIFICATE_PATH, WEBSITE_LOAD_CERTIFICATES (a certificate App Service loaded) or ENTRA_CLIENT_ASSERTION=managed-identity',
+    );
     expect(detail).toContain('KEY_VAULT_URL is required');
   });
 
@@ -70,11 +73,83 @@ describe('loadConfig', () => {
   });
 
   it('refuses two client credentials and takes a certificate alone', () => {
-    expect(problemsOf({ ...minimal, ENTRA_CLIENT_CERTIFICATE_PATH: '/c.pem' })).toContain('set only one of');
-    const { ENTRA_CLIENT_SECRET: _unused, ...noSecret } = minimal;
+    expect(problemsOf({ ...minimal, ENTRA_CLIENT_CERTIFICATE_PATH: '/c.pem' })).toContain(
+      'set only one of the client credentials: ENTRA_CLIENT_SECRET and ENTRA_CLIENT_CERTIFICATE_PATH are set',
+    );
     expect(loadConfig({ ...noSecret, ENTRA_CLIENT_CERTIFICATE_PATH: '/c.pem' }).credential).toEqual({
       kind: 'certificate',
       path: '/c.pem',
+    });
+  });
+
+  describe('credentials without secrets', () => {
+    const THUMBPRINT = '0123456789abcdef0123456789abcdef01234567';
+
+    it('takes the managed identity as the client assertion, system- or user-assigned', () => {
+      expect(loadConfig({ ...noSecret, ENTRA_CLIENT_ASSERTION: 'managed-identity' }).credential).toEqual({
+        kind: 'managedIdentity',
+        clientId: undefined,
+      });
+      const userAssigned = loadConfig({
+        ...noSecret,
+        ENTRA_CLIENT_ASSERTION: 'managed-identity',
+        ENTRA_MANAGED_IDENTITY_CLIENT_ID: '6D1F3A40-2B5C-4E7D-9F80-1A2B3C4D5E00',
+      });
+      expect(userAssigned.credential).toEqual({
+        kind: 'managedIdentity',
+        clientId: '6d1f3a40-2b5c-4e7d-9f80-1a2b3c4d5e00',
+      });
+    });
+
+    it('takes the one certificate App Service loaded, from /var/ssl/private unless told otherwise', () => {
+      expect(loadConfig({ ...noSecret, WEBSITE_LOAD_CERTIFICATES: THUMBPRINT }).credential).toEqual({
+        kind: 'appServiceCertificate',
+        thumbprint: THUMBPRINT.toUpperCase(),
+        directory: '/var/ssl/private',
+      });
+      expect(
+        loadConfig({
+          ...noSecret,
+          WEBSITE_LOAD_CERTIFICATES: THUMBPRINT,
+          WEBSITE_PRIVATE_CERTS_PATH: '/tmp/c',
+        }).credential,
+      ).toMatchObject({ directory: '/tmp/c' });
+    });
+
+    it('names each conflict and each malformed value', () => {
+      expect(problemsOf({ ...minimal, ENTRA_CLIENT_ASSERTION: 'managed-identity' })).toContain(
+        'set only one of the client credentials: ENTRA_CLIENT_SECRET and ENTRA_CLIENT_ASSERTION are set',
+      );
+      expect(
+        problemsOf({
+          ...noSecret,
+          WEBSITE_LOAD_CERTIFICATES: THUMBPRINT,
+          ENTRA_CLIENT_ASSERTION: 'managed-identity',
+        }),
+      ).toContain('WEBSITE_LOAD_CERTIFICATES and ENTRA_CLIENT_ASSERTION are set');
+      expect(problemsOf({ ...noSecret, ENTRA_CLIENT_ASSERTION: 'workload-identity' })).toContain(
+        'ENTRA_CLIENT_ASSERTION must be managed-identity, got "workload-identity"',
+      );
+      expect(
+        problemsOf({
+          ...noSecret,
+          ENTRA_CLIENT_ASSERTION: 'managed-identity',
+          ENTRA_MANAGED_IDENTITY_CLIENT_ID: 'mi',
+        }),
+      ).toContain('ENTRA_MANAGED_IDENTITY_CLIENT_ID must be a GUID');
+      expect(problemsOf({ ...minimal, ENTRA_MANAGED_IDENTITY_CLIENT_ID: CLIENT })).toContain(
+        'ENTRA_MANAGED_IDENTITY_CLIENT_ID is set but ENTRA_CLIENT_ASSERTION is not managed-identity',
+      );
+      // `*` or several: which one is the credential would be a guess.
+      expect(problemsOf({ ...noSecret, WEBSITE_LOAD_CERTIFICATES: '*' })).toContain(
+        'WEBSITE_LOAD_CERTIFICATES must name exactly one thumbprint',
+      );
+      expect(problemsOf({ ...noSecret, WEBSITE_LOAD_CERTIFICATES: `${THUMBPRINT},${THUMBPRINT}` })).toContain(
+        'WEBSITE_LOAD_CERTIFICATES must name exactly one thumbprint',
+      );
+      expect(problemsOf({ ...noSecret, WEBSITE_LOAD_CERTIFICATES: 'abc' })).toContain(
+        'WEBSITE_LOAD_CERTIFICATES "abc" is not a certificate thumbprint',
+      );
     });
   });
 
