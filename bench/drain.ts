@@ -9,6 +9,7 @@ import { enqueueDeferredNotification } from '../shared/queue/enqueue';
 import { floorSettings, floorStats, graphTokenFor, FLOOR_QUEUE, type FloorStats } from './floor';
 import { registerAndEmptyQueues } from './backlog';
 import { round, runClosedLoop } from './load';
+import { tableCostPer, type TableMeter } from './table-meter';
 
 export interface DrainRow {
   users: number;
@@ -31,6 +32,10 @@ export interface DrainRow {
   vaultReadsPerMessage: number;
   vaultOpsPerMessage: number;
   identityCallsPerMessage: number;
+  /** The delivery ledger's table requests per message (claim, state writes), writes among them, and their time. */
+  tableOpsPerMessage: number;
+  tableWritesPerMessage: number;
+  tableMsPerMessage: number;
 }
 
 export async function measureDrain(options: {
@@ -41,6 +46,8 @@ export async function measureDrain(options: {
   users: number;
   messages: number;
   graphLatencyMs: number;
+  /** Counts the ledger's table requests (the host's settings must point at it). */
+  table: TableMeter;
 }): Promise<{ row: DrainRow; host: FunctionHostProcess }> {
   const { stack } = options;
   const users = Array.from({ length: options.users }, (_, i) => devUser(`bench-drain-user-${i}`));
@@ -73,11 +80,13 @@ export async function measureDrain(options: {
   const identityBefore = stack.entra!.requests.length;
   const vaultReadsBefore = stack.keyVault!.count('get');
   const vaultBefore = stack.keyVault!.operations.length;
+  const tableBefore = options.table.counts();
 
   const host = await startFunctionHost({ settings: options.settings, port: 0 });
   const { delivered, drainSeconds, steadySeconds } = await waitForDrain(stack, queue, options.messages);
   const poisoned = (await poison.getProperties()).approximateMessagesCount ?? 0;
 
+  const table = tableCostPer(tableBefore, options.table.counts(), options.messages);
   const hostJson = readHostJson();
   const { batchSize, newBatchThreshold } = hostJson.queues;
   const maxConcurrent = batchSize + newBatchThreshold;
@@ -104,6 +113,9 @@ export async function measureDrain(options: {
       vaultReadsPerMessage: round((stack.keyVault!.count('get') - vaultReadsBefore) / n, 4),
       vaultOpsPerMessage: round((stack.keyVault!.operations.length - vaultBefore) / n, 4),
       identityCallsPerMessage: round((stack.entra!.requests.length - identityBefore) / n, 4),
+      tableOpsPerMessage: table.tableOpsPer,
+      tableWritesPerMessage: table.tableWritesPer,
+      tableMsPerMessage: table.tableMsPer,
     },
   };
 }

@@ -67,6 +67,7 @@ export function renderTable(r: ReportInput): string {
           'p99 ms',
           'identity calls/notif.',
           'Key Vault ops/notif.',
+          'ledger table ops/notif. (writes, ms)',
           'failed',
         ],
         r.sendNow.map((s) => [
@@ -78,6 +79,9 @@ export function renderTable(r: ReportInput): string {
           s.p99Ms,
           s.identityCallsPerNotification,
           s.keyVaultOpsPerNotification,
+          s.design === 'app'
+            ? `${s.tableOpsPerNotification} (${s.tableWritesPerNotification}, ${s.tableMsPerNotification} ms)`
+            : '—',
           s.failed,
         ]),
       ),
@@ -143,6 +147,7 @@ export function renderTable(r: ReportInput): string {
           'vault reads/msg',
           'vault ops/msg',
           'identity calls/msg',
+          'ledger table ops/msg (writes, ms)',
           'poisoned',
         ],
         [
@@ -156,6 +161,7 @@ export function renderTable(r: ReportInput): string {
             d.vaultReadsPerMessage,
             d.vaultOpsPerMessage,
             d.identityCallsPerMessage,
+            `${d.tableOpsPerMessage} (${d.tableWritesPerMessage}, ${d.tableMsPerMessage} ms)`,
             d.poisoned,
           ],
         ],

@@ -21,6 +21,7 @@ import { round } from './load';
 import { measureMemory } from './memory';
 import { profileSendNow } from './profile';
 import { measureDesign, startBaselineServer, type SendNowRow } from './send-now';
+import { startTableMeter } from './table-meter';
 import { formatJson, renderTable, type ReportInput } from './report';
 import { measureTeams } from './teams';
 
@@ -79,14 +80,23 @@ async function main(): Promise<void> {
     latencyMs: args.latencyMs,
   });
   const hosts: FunctionHostProcess[] = [];
+  let stopMeter = (): Promise<void> => Promise.resolve();
   const stopAll = async (): Promise<void> => {
     for (const h of hosts) await h.stop().catch(() => undefined);
+    await stopMeter();
     await stack.stop();
   };
   try {
     // The host's own per-invocation lines are written by the real host in its own process, not the
     // worker's: silenced here so they are not charged to the app (its own logs stay).
-    const hostSettings = { ...stack.settings, LOCAL_HOST_LOG_LEVEL: 'warning' };
+    // The delivery ledger's table requests are counted and timed on their way to Azurite.
+    const table = await startTableMeter(stack.settings.AzureWebJobsStorage!);
+    stopMeter = () => table.stop();
+    const hostSettings = {
+      ...stack.settings,
+      AzureWebJobsStorage: table.connectionString,
+      LOCAL_HOST_LOG_LEVEL: 'warning',
+    };
     let host = await startFunctionHost({ settings: hostSettings, port: 0 });
     hosts.push(host);
     const floorApp = prepareFloorApp();
@@ -123,13 +133,15 @@ async function main(): Promise<void> {
               concurrency,
               requests: args.requests,
               warmup: args.warmup,
+              table,
             });
             rows[design] = row;
             results.sendNow.push(row);
             log(
               `  ${design.padEnd(6)} c=${String(concurrency).padEnd(3)} ${String(row.perSecond).padStart(7)} /s  ` +
                 `p50 ${row.p50Ms} p95 ${row.p95Ms} p99 ${row.p99Ms} ms  identity ${row.identityCallsPerNotification}/n  ` +
-                `vault ${row.keyVaultOpsPerNotification}/n  failed ${row.failed}`,
+                `vault ${row.keyVaultOpsPerNotification}/n  table ${row.tableOpsPerNotification}/n ` +
+                `(${row.tableWritesPerNotification} writes, ${row.tableMsPerNotification} ms)  failed ${row.failed}`,
             );
           }
           const { app, sample: b, floor: c } = rows as Record<keyof typeof urls, SendNowRow>;
@@ -176,6 +188,7 @@ async function main(): Promise<void> {
         users: args.drain.users,
         messages: args.drain.messages,
         graphLatencyMs: args.latencyMs.graph,
+        table,
       });
       host = drainHost;
       hosts.push(host);
@@ -191,7 +204,8 @@ async function main(): Promise<void> {
       log(
         `  ${row.messagesPerSecond} msg/s (steady ${row.steadyPerSecond}/s), drained in ${row.drainSeconds} s; ceiling ` +
           `${row.ceilingPerSecond}/s (${row.maxConcurrentInvocations} invocations / ${row.graphLatencyMs} ms) → ` +
-          `${Math.round(row.ofCeiling * 100)} %; refreshes ${row.refreshesPerMessage}/msg, vault reads ${row.vaultReadsPerMessage}/msg`,
+          `${Math.round(row.ofCeiling * 100)} %; refreshes ${row.refreshesPerMessage}/msg, vault reads ${row.vaultReadsPerMessage}/msg, ` +
+          `table ${row.tableOpsPerMessage}/msg (${row.tableWritesPerMessage} writes, ${row.tableMsPerMessage} ms)`,
       );
       log(
         `  floor function: ${floorRow.messagesPerSecond} msg/s (steady ${floorRow.steadyPerSecond}/s) → app ${floorRow.appOverFloor}× ` +

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { LocalStack } from '../dev/stack';
 import { API_APP, DEV_TENANT_ID } from '../dev/standins/identities';
 import { postJson, round, runClosedLoop, type LoadResult } from './load';
+import { tableCostPer, type TableMeter } from './table-meter';
 
 export type Design = 'app' | 'sample' | 'floor';
 
@@ -14,6 +15,10 @@ export interface SendNowRow extends LoadResult {
   users: number;
   identityCallsPerNotification: number;
   keyVaultOpsPerNotification: number;
+  /** The delivery ledger's table requests per notification, writes among them, and their time (app only). */
+  tableOpsPerNotification: number;
+  tableWritesPerNotification: number;
+  tableMsPerNotification: number;
 }
 
 export interface BaselineServer {
@@ -84,6 +89,8 @@ export async function measureDesign(options: {
   concurrency: number;
   requests: number;
   warmup: number;
+  /** Counts the ledger's table requests (the app's host points at it). */
+  table: TableMeter;
 }): Promise<SendNowRow> {
   const { stack, tokens } = options;
   const send = (i: number): Promise<number> =>
@@ -92,6 +99,7 @@ export async function measureDesign(options: {
   stack.graph!.reset();
   const identityBefore = stack.entra!.requests.length;
   const vaultBefore = stack.keyVault!.operations.length;
+  const tableBefore = options.table.counts();
   const result = await runClosedLoop({
     count: options.requests,
     concurrency: options.concurrency,
@@ -100,6 +108,7 @@ export async function measureDesign(options: {
   });
   const identity = stack.entra!.requests.length - identityBefore;
   const vault = stack.keyVault!.operations.length - vaultBefore;
+  const table = tableCostPer(tableBefore, options.table.counts(), options.requests);
   stack.graph!.reset();
   return {
     design: options.design,
@@ -107,5 +116,8 @@ export async function measureDesign(options: {
     ...result,
     identityCallsPerNotification: round(identity / options.requests, 3),
     keyVaultOpsPerNotification: round(vault / options.requests, 3),
+    tableOpsPerNotification: table.tableOpsPer,
+    tableWritesPerNotification: table.tableWritesPer,
+    tableMsPerNotification: table.tableMsPer,
   };
 }
