@@ -20,7 +20,9 @@ export function tryItLines(api: string, graphPage: string | undefined): string[]
     `  curl -s ${api}/health`,
     '  TOKEN=$(npm run --silent token -- --user alice)',
     `${post('notifications')} \\`,
-    `    -d '{"payload":{"visualContent":{"title":"Hello from graph-notify","body":"Sent on your behalf"}}}'`,
+    `    -d '{"appNotificationId":"hello-1","payload":{"visualContent":{"title":"Hello from graph-notify","body":"Sent on your behalf"}}}'`,
+    'What became of it (its delivery-ledger entry):',
+    `  curl -s ${api}/notifications/hello-1 -H "Authorization: Bearer $TOKEN"`,
     '',
     'In Teams, alice notifies bob (to carol, who has not installed the Teams app: 409):',
     // The body on several lines: JSON allows the breaks, and the shell keeps them inside '…'.

@@ -27,8 +27,12 @@ function curlBody(path: string): unknown {
 }
 
 describe("npm start's Try it commands", () => {
-  it('posts a notification the app accepts', () => {
-    expect(() => parseNotificationRequest(curlBody('notifications'), NOW)).not.toThrow();
+  it('posts a notification the app accepts, and asks for its status by its appNotificationId', () => {
+    const body = curlBody('notifications') as { appNotificationId: string };
+    expect(() => parseNotificationRequest(body, NOW)).not.toThrow();
+    expect(banner).toContain(
+      `curl -s http://localhost:7071/api/notifications/${body.appNotificationId} -H "Authorization: Bearer $TOKEN"`,
+    );
   });
 
   it('posts a Teams activity the app accepts, from alice (the token) to bob by user principal name', () => {
