@@ -18,14 +18,15 @@ export interface BenchArgs {
   memoryUsers: { small: number; large: number };
   /**
    * Which sections to run (all by default): 1-2 send-now, profile (the app's CPU at concurrency 64),
-   * 3 drain (with its floor), 4 cold start (with spawn → first 201), 5 memory, 6 teams.
+   * 3 drain (with its floor), 4 cold start (with spawn → first 201), 5 memory, 6 teams, 7 ledger
+   * (the delivery ledger's own cost per operation).
    */
   only: Set<string>;
   out: string | undefined;
 }
 
 const USAGE = `npm run bench -- [--quick] [--entra-ms N] [--graph-ms N] [--vault-ms N] [--requests N]
-  [--memory-users N] [--teams-messages N] [--teams-rps N] [--only send,profile,drain,cold,memory,teams] [--out FILE]
+  [--memory-users N] [--teams-messages N] [--teams-rps N] [--only send,profile,drain,cold,memory,teams,ledger] [--out FILE]
   --quick        about two minutes: 200 requests per row, 1,000 queued messages, 3 cold loads and 5 host
                  starts per variant, 5,000 users, 100 Teams messages at 20/s
   --teams-messages  Teams messages for one tenant (default 500, quick 100)
@@ -75,7 +76,7 @@ export function parseArgs(argv: string[]): BenchArgs {
   const quick = switches.has('--quick');
   if (flags.get('--teams-rps') === '0') throw new Error('--teams-rps must be at least 1');
   const only = new Set(
-    (flags.get('--only') ?? 'send,profile,drain,cold,memory,teams').split(',').map((s) => s.trim()),
+    (flags.get('--only') ?? 'send,profile,drain,cold,memory,teams,ledger').split(',').map((s) => s.trim()),
   );
   return {
     quick,

@@ -5,13 +5,16 @@
 // - `sample`: what Microsoft's sample controller does for every notification — the raw OBO grant
 //   (client secret, assertion = the caller's token, Graph scope + offline_access) to the token
 //   endpoint, then the Graph POST. No validation of the caller's token, no caching.
-// - `floor`: the Graph POST alone, with a Graph token acquired beforehand (`POST /prepare` does the
-//   OBO once per caller token, untimed). Nothing the app could do per notification is cheaper.
+// - `floor`: the Graph POST with a Graph token acquired beforehand (`POST /prepare` does the OBO once
+//   per caller token, untimed), then the one write the contract asks of every notification since
+//   the delivery ledger: its entry, upserted with @azure/data-tables into the same Azurite.
+//   Nothing the app could do per notification is cheaper.
 //
 // Started by bench/run.ts with NODE_EXTRA_CA_CERTS (the stand-ins' CA); prints `listening on <port>`.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { TableClient } from '@azure/data-tables';
 
 const mode = process.argv[2];
 const tokenEndpoint = required('BENCH_TOKEN_ENDPOINT');
@@ -21,8 +24,14 @@ const graphScope = required('BENCH_GRAPH_SCOPES');
 const graphUrl = `${required('BENCH_GRAPH_BASE_URL')}/me/notifications`;
 const targetHostName = required('BENCH_TARGET_HOST_NAME');
 
-/** Caller token → Graph token, filled by `/prepare` (floor only). */
-const prepared = new Map<string, string>();
+/** Caller token → Graph token and the caller's ledger partition, filled by `/prepare` (floor only). */
+const prepared = new Map<string, { graphToken: string; partitionKey: string }>();
+const ledger =
+  mode === 'floor'
+    ? TableClient.fromConnectionString(required('BENCH_STORAGE'), 'floorledger', {
+        allowInsecureConnection: true,
+      })
+    : undefined;
 
 function required(name: string): string {
   const value = process.env[name];
@@ -54,11 +63,15 @@ async function onBehalfOf(assertion: string): Promise<string> {
   return body.access_token;
 }
 
-async function postToGraph(graphToken: string, request: Record<string, unknown>): Promise<number> {
+async function postToGraph(
+  graphToken: string,
+  appNotificationId: string,
+  request: Record<string, unknown>,
+): Promise<number> {
   const res = await fetch(graphUrl, {
     method: 'POST',
     headers: { authorization: `Bearer ${graphToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ targetHostName, appNotificationId: randomUUID(), ...request }),
+    body: JSON.stringify({ targetHostName, appNotificationId, ...request }),
   });
   await res.arrayBuffer();
   return res.status;
@@ -68,19 +81,34 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   const assertion = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
   const text = await readBody(req);
   if (req.url === '/prepare') {
-    prepared.set(assertion, await onBehalfOf(assertion));
+    const graphToken = await onBehalfOf(assertion);
+    prepared.set(assertion, { graphToken, partitionKey: `floor|${prepared.size}` });
+    await ledger?.createTable();
     res.writeHead(204).end();
     return;
   }
   const request = JSON.parse(text) as Record<string, unknown>;
-  let graphToken: string | undefined;
-  if (mode === 'sample') graphToken = await onBehalfOf(assertion);
-  else graphToken = prepared.get(assertion);
+  const caller = mode === 'sample' ? undefined : prepared.get(assertion);
+  const graphToken = mode === 'sample' ? await onBehalfOf(assertion) : caller?.graphToken;
   if (!graphToken) {
     res.writeHead(401).end();
     return;
   }
-  const status = await postToGraph(graphToken, request);
+  const appNotificationId = randomUUID();
+  const status = await postToGraph(graphToken, appNotificationId, request);
+  if (caller && ledger && status === 201) {
+    const at = new Date().toISOString();
+    await ledger.upsertEntity(
+      {
+        partitionKey: caller.partitionKey,
+        rowKey: appNotificationId,
+        status: 'sent',
+        updatedAt: at,
+        sentAt: at,
+      },
+      'Merge',
+    );
+  }
   res.writeHead(status === 201 ? 201 : 502, { 'content-length': '0' }).end();
 }
 

@@ -6,6 +6,7 @@ import type { MemoryRow } from './memory';
 import type { ProfileRow } from './profile';
 import type { SendNowRow } from './send-now';
 import type { TeamsRow } from './teams';
+import type { LedgerCostRow } from './ledger-cost';
 
 export interface ReportInput {
   command: string;
@@ -28,6 +29,7 @@ export interface ReportInput {
   firstResponse: { rows: FirstResponseRow[]; appOverFloorMs: number } | undefined;
   memory: { rows: MemoryRow[]; seconds: number } | undefined;
   teams: TeamsRow | undefined;
+  ledger: LedgerCostRow | undefined;
 }
 
 function table(head: string[], rows: (string | number)[][]): string {
@@ -315,6 +317,22 @@ export function renderTable(r: ReportInput): string {
             t.distinct,
             t.poisoned,
           ],
+        ],
+      ),
+    );
+  }
+  if (r.ledger) {
+    const l = r.ledger;
+    out.push(
+      `\n**7. The delivery ledger's own cost** (${l.operations} operations at concurrency ${l.concurrency} ` +
+        `through shared/ledger against the same Azurite; CPU of the calling process only)\n`,
+    );
+    out.push(
+      table(
+        ['operation', 'table requests', 'CPU ms', 'ms each'],
+        [
+          ['send now: its one write', 1, l.sendNowCpuMsPerOp, l.sendNowMsPerOp],
+          ['queued message: claim + sent', 2, l.queuedCpuMsPerMessage, l.queuedMsPerMessage],
         ],
       ),
     );

@@ -22,6 +22,7 @@ import { measureMemory } from './memory';
 import { profileSendNow } from './profile';
 import { measureDesign, startBaselineServer, type SendNowRow } from './send-now';
 import { startTableMeter } from './table-meter';
+import { measureLedgerCost } from './ledger-cost';
 import { formatJson, renderTable, type ReportInput } from './report';
 import { measureTeams } from './teams';
 
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
     firstResponse: undefined,
     memory: undefined,
     teams: undefined,
+    ledger: undefined,
   };
   log(
     `graph-notify benchmark${args.quick ? ' (--quick)' : ''}: ${cpus.length} cores (${results.machine.cpuModel}), ` +
@@ -241,6 +243,20 @@ async function main(): Promise<void> {
       );
     }
     for (const h of hosts) await h.stop().catch(() => undefined);
+
+    if (args.only.has('ledger')) {
+      log(`\n[7] the delivery ledger's own cost: 2,000 operations at concurrency 16, through shared/ledger`);
+      const row = await measureLedgerCost({
+        connectionString: stack.settings.AzureWebJobsStorage!,
+        operations: 2000,
+        concurrency: 16,
+      });
+      results.ledger = row;
+      log(
+        `  send now (one write): ${row.sendNowCpuMsPerOp} ms CPU, ${row.sendNowMsPerOp} ms each; ` +
+          `queued message (claim + sent): ${row.queuedCpuMsPerMessage} ms CPU, ${row.queuedMsPerMessage} ms`,
+      );
+    }
 
     if (args.only.has('cold')) {
       log(`\n[4] cold start: median of ${args.coldStartRuns} fresh processes each`);

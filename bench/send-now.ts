@@ -42,6 +42,7 @@ export async function startBaselineServer(
       BENCH_GRAPH_SCOPES: 'https://graph.microsoft.com/Notifications.ReadWrite.CreatedByApp offline_access',
       BENCH_GRAPH_BASE_URL: stack.settings.GRAPH_BASE_URL!,
       BENCH_TARGET_HOST_NAME: stack.settings.TARGET_HOST_NAME ?? 'graph-notify.local',
+      BENCH_STORAGE: stack.settings.AzureWebJobsStorage!,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

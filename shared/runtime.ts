@@ -14,7 +14,7 @@ import { TenantPacer } from './channels/pacing';
 import { teamsChannel } from './channels/teams';
 import { TeamsActivityClient } from './channels/teams/client';
 import { DEPENDENCY_BUDGET } from './http/dependency-budget';
-import { queueOrigin, queueServiceFrom } from './queue/connection';
+import { queueServiceFrom, storageOrigin } from './queue/connection';
 import { deferredQueueFrom } from './queue/deferred-queue';
 import { storageProbe } from './queue/probe';
 import { onFirstUse } from './on-first-use';
@@ -34,7 +34,8 @@ export const telemetry: Telemetry = startTelemetry(loadTelemetrySettings(process
   identity: config.authorityHost,
   keyVault: config.keyVaultUrl,
   graph: config.graphBaseUrl,
-  storage: queueOrigin(config.storage),
+  storage: storageOrigin(config.storage, 'queue'),
+  ledger: storageOrigin(config.storage, 'table'),
 });
 
 const workerLog = {
@@ -143,4 +144,5 @@ export const health = new HealthService([
   httpProbe('keyVault', `${config.keyVaultUrl}/secrets?api-version=7.5`),
   httpProbe('graph', `${config.graphBaseUrl}/me`),
   storageProbe(onFirstUse(() => queueService().getQueueClient(config.notificationsQueue))),
+  { name: 'ledger', check: (signal) => ledgerTable.probe(signal) },
 ]);

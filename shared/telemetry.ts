@@ -155,6 +155,8 @@ export interface TelemetryTargets {
   keyVault: string;
   graph: string;
   storage?: string;
+  /** The delivery ledger's table service. */
+  ledger?: string;
 }
 
 /**

@@ -128,6 +128,18 @@ export class LedgerTable {
     }
   }
 
+  /**
+   * Health: the table service answers an authenticated read (one try, the caller's timeout). "No
+   * such entity" or "no such table" is an answer too (the table is created on first use).
+   */
+  async probe(abortSignal: AbortSignal): Promise<void> {
+    try {
+      await this.client().getEntity('health', 'probe', { abortSignal });
+    } catch (err) {
+      if ((err as { statusCode?: unknown }).statusCode !== 404) throw err;
+    }
+  }
+
   /** Creates the table on first use (the SDK treats an existing one as success). */
   private ensure(client: TableClient, abortSignal: AbortSignal): Promise<void> {
     this.ready ??= client.createTable({ abortSignal }).then(

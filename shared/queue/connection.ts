@@ -72,14 +72,20 @@ function checkConnectionString(connection: string): void {
   }
 }
 
-/** The queue service's address, to name storage dependencies; none for a connection string without one. */
-export function queueOrigin(storage: StorageConnection): string | undefined {
-  if (storage.kind === 'identity') return storage.queueServiceUri;
+/**
+ * A storage service's address (the queue's, or the ledger's table service), to name storage
+ * dependencies; none for a connection string without one.
+ */
+export function storageOrigin(storage: StorageConnection, service: 'queue' | 'table'): string | undefined {
+  if (storage.kind === 'identity')
+    return service === 'queue' ? storage.queueServiceUri : storage.tableServiceUri;
   const connection = storage.connectionString;
-  if (/^UseDevelopmentStorage=true$/i.test(connection)) return 'http://127.0.0.1:10001';
-  const endpoint = /(?:^|;)\s*QueueEndpoint=([^;]+)/i.exec(connection)?.[1];
+  if (/^UseDevelopmentStorage=true$/i.test(connection))
+    return `http://127.0.0.1:${service === 'queue' ? 10001 : 10002}`;
+  const key = service === 'queue' ? 'QueueEndpoint' : 'TableEndpoint';
+  const endpoint = new RegExp(`(?:^|;)\\s*${key}=([^;]+)`, 'i').exec(connection)?.[1];
   if (endpoint) return endpoint;
   const account = /(?:^|;)\s*AccountName=([^;]+)/i.exec(connection)?.[1];
   const suffix = /(?:^|;)\s*EndpointSuffix=([^;]+)/i.exec(connection)?.[1] ?? 'core.windows.net';
-  return account ? `https://${account}.queue.${suffix}` : undefined;
+  return account ? `https://${account}.${service}.${suffix}` : undefined;
 }

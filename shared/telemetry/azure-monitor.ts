@@ -198,7 +198,7 @@ function keepVmDetectorOut(): void {
   detectors.azureVmDetector.detect = () => ({ attributes: {} });
 }
 
-/** `targetService` (identity, keyVault, graph, storage) by origin: locally all share one host. */
+/** `targetService` (identity, keyVault, graph, storage, ledger) by origin: locally all share one host. */
 function targetNamer(targets: TelemetryTargets): (origin: string | undefined) => Attributes {
   const byOrigin = new Map<string, string>();
   for (const [name, url] of Object.entries(targets) as [string, string | undefined][]) {

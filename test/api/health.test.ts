@@ -12,7 +12,7 @@ describe('GET /api/health through the local host', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
       status: 'ok',
-      checks: { identity: 'ok', keyVault: 'ok', graph: 'ok', storage: 'ok' },
+      checks: { identity: 'ok', keyVault: 'ok', graph: 'ok', storage: 'ok', ledger: 'ok' },
     });
     // The probes reached the stand-ins for real.
     expect(app.stack.entra!.hits.openidConfiguration).toBeGreaterThan(0);

@@ -145,7 +145,10 @@ describe('npm start with every endpoint given and NODE_EXTRA_CA_CERTS naming the
     expect([app.stack.entra, app.stack.keyVault, app.stack.graph]).toEqual([undefined, undefined, undefined]);
     expect(await health(app)).toEqual({
       status: 200,
-      body: { status: 'ok', checks: { identity: 'ok', keyVault: 'ok', graph: 'ok', storage: 'ok' } },
+      body: {
+        status: 'ok',
+        checks: { identity: 'ok', keyVault: 'ok', graph: 'ok', storage: 'ok', ledger: 'ok' },
+      },
     });
     // The far side saw the probes: the host really talked to the servers of the foreign CA.
     expect(foreign.received).toEqual(
@@ -173,7 +176,10 @@ describe('npm start with only GRAPH_BASE_URL given and NODE_EXTRA_CA_CERTS namin
     expectBundle(app.stack.settings.NODE_EXTRA_CA_CERTS);
     expect(await health(app)).toEqual({
       status: 200,
-      body: { status: 'ok', checks: { identity: 'ok', keyVault: 'ok', graph: 'ok', storage: 'ok' } },
+      body: {
+        status: 'ok',
+        checks: { identity: 'ok', keyVault: 'ok', graph: 'ok', storage: 'ok', ledger: 'ok' },
+      },
     });
     expect(foreign.received).toContain('GET /graph/beta/me');
     expect(app.stack.entra!.hits.openidConfiguration).toBeGreaterThan(0);

@@ -1,4 +1,4 @@
-import { queueOrigin, queueServiceFrom } from '../../shared/queue/connection';
+import { queueServiceFrom, storageOrigin } from '../../shared/queue/connection';
 import { AppError } from '../../shared/errors';
 
 const identity = {
@@ -61,16 +61,27 @@ describe('the queue service of AzureWebJobsStorage', () => {
     }
   });
 
-  it('names the queue endpoint for telemetry in either form', () => {
-    expect(queueOrigin(identity)).toBe('https://acct.queue.core.windows.net');
-    expect(queueOrigin({ kind: 'connectionString', connectionString: 'UseDevelopmentStorage=true' })).toBe(
+  it("names the queue's and the ledger table's endpoints for telemetry in either form", () => {
+    expect(storageOrigin(identity, 'queue')).toBe('https://acct.queue.core.windows.net');
+    expect(storageOrigin(identity, 'table')).toBe('https://acct.table.core.windows.net');
+    const dev = { kind: 'connectionString' as const, connectionString: 'UseDevelopmentStorage=true' };
+    expect([storageOrigin(dev, 'queue'), storageOrigin(dev, 'table')]).toEqual([
       'http://127.0.0.1:10001',
-    );
-    expect(
-      queueOrigin({
-        kind: 'connectionString',
-        connectionString: 'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5',
-      }),
-    ).toBe('https://acct.queue.core.windows.net');
+      'http://127.0.0.1:10002',
+    ]);
+    const key = {
+      kind: 'connectionString' as const,
+      connectionString: 'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5',
+    };
+    expect(storageOrigin(key, 'table')).toBe('https://acct.table.core.windows.net');
+    const explicit = {
+      kind: 'connectionString' as const,
+      connectionString:
+        'AccountName=a;AccountKey=k;QueueEndpoint=http://127.0.0.1:1/a;TableEndpoint=http://127.0.0.1:2/a',
+    };
+    expect([storageOrigin(explicit, 'queue'), storageOrigin(explicit, 'table')]).toEqual([
+      'http://127.0.0.1:1/a',
+      'http://127.0.0.1:2/a',
+    ]);
   });
 });
