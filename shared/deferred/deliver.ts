@@ -312,7 +312,18 @@ export class DeferredDelivery {
         });
       }
       if (FINAL.has(error.code)) return this.deadLetter(raw, message, meta, error, log, prepared.id);
-      if (error.code !== 'upstream_unavailable') throw err;
+      if (error.code !== 'upstream_unavailable') {
+        // The host retries the message as it is (and moves it to the poison queue itself after
+        // its last try): lift the claim so the retry is not held off by it, and say what happened.
+        const lastTry = meta.dequeueCount >= (this.deps.maxAttempts ?? MAX_ATTEMPTS);
+        await this.record(log, () =>
+          this.deps.ledger?.settled(message.sender, channel.name, prepared.id, messageId, {
+            status: lastTry ? 'dead_lettered' : 'retrying',
+            code: error.code,
+          }),
+        );
+        throw err;
+      }
       return this.retry(raw, message, again, meta, error, log, context, idsOf, prepared.id);
     }
   }

@@ -31,10 +31,11 @@ function recordingTelemetry(): Telemetry & { events: TelemetryEventName[] } {
   };
 }
 
-function graphChannel(sent: GraphNotification[]) {
+function graphChannel(sent: GraphNotification[], failWith?: Error) {
   return notificationsChannel({
     graph: {
       send: (_token, notification) => {
+        if (failWith) return Promise.reject(failWith);
         sent.push(notification);
         return Promise.resolve({ id: `g-${sent.length}`, expirationDateTime: '2026-12-07T10:00:00Z' });
       },
@@ -45,14 +46,14 @@ function graphChannel(sent: GraphNotification[]) {
 }
 
 describe('the queue and the ledger', () => {
-  function setup(ledger: Partial<DeliveryRecords>) {
+  function setup(ledger: Partial<DeliveryRecords>, failWith?: Error) {
     const enqueued: { message: QueueMessage; delaySec: number }[] = [];
     const poisoned: PoisonRecord[] = [];
     const sent: GraphNotification[] = [];
     const telemetry = recordingTelemetry();
     const delivery = new DeferredDelivery({
       tokens: { accessTokenFor: () => Promise.resolve('at'), forget: () => undefined },
-      channels: [graphChannel(sent)],
+      channels: [graphChannel(sent, failWith)],
       queue: {
         enqueue: (message, delaySec) => Promise.resolve(void enqueued.push({ message, delaySec })),
         poison: (record) => Promise.resolve(void poisoned.push(record)),
@@ -113,6 +114,17 @@ describe('the queue and the ledger', () => {
     expect(enqueued).toEqual([]);
     expect(telemetry.events).toEqual(expect.arrayContaining(['LedgerWriteFailed', 'NotificationSent']));
     expect(warnings).toContain('Writing the delivery ledger failed');
+  });
+
+  it('lifts its claim when a try fails in a way the host retries, and records the last one as given up', async () => {
+    const records: string[] = [];
+    const settled: DeliveryRecords['settled'] = (_owner, _channel, _id, _messageId, s) =>
+      Promise.resolve(void records.push(`${s.status}:${'code' in s ? s.code : ''}`));
+    const boom = new Error('unexpected');
+    const { delivery } = setup({ settled }, boom);
+    await expect(delivery.deliver(message, { messageId: 'm-1', dequeueCount: 1 }, log)).rejects.toBe(boom);
+    await expect(delivery.deliver(message, { messageId: 'm-1', dequeueCount: 5 }, log)).rejects.toBe(boom);
+    expect(records).toEqual(['retrying:internal_error', 'dead_lettered:internal_error']);
   });
 });
 
