@@ -141,6 +141,7 @@ export async function measureTeams(options: {
       if (sent >= options.messages && ((await queue.getProperties()).approximateMessagesCount ?? 0) === 0)
         break;
       if (Date.now() - started > limitMs) {
+        if (process.env.BENCH_SHOW_HOST) console.error(host.output());
         throw new Error(`teams: drain did not finish in ${limitMs / 1000} s (${sent} sent)`);
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
