@@ -154,17 +154,10 @@ export class DeliveryLedger {
       const now = this.now();
       const at = now.toISOString();
       const leaseUntil = new Date(now.getTime() + this.options.leaseSeconds * 1000).toISOString();
-      const inserted = await this.table.insert({
-        ...keys,
-        kind: 'notification',
-        channel,
-        status: 'sending',
-        attempts: 1,
-        createdAt: at,
-        updatedAt: at,
-        messageId,
-        leaseUntil,
-      });
+      const claimed = { ...keys, status: 'sending', updatedAt: at, messageId, leaseUntil };
+      // The entry of a notification this message starts (or restarts, under an id used before).
+      const fresh = { ...claimed, kind: 'notification', channel, attempts: 1, createdAt: at };
+      const inserted = await this.table.insert(fresh);
       if (!isMiss(inserted)) return { kind: 'claimed' };
       const row = await this.table.get(keys.partitionKey, keys.rowKey);
       if (row === 'not_found') continue;
@@ -177,33 +170,16 @@ export class DeliveryLedger {
       if (status === 'sending' && heldUntil > now.getTime()) {
         return { kind: 'busy', retryAfterSec: Math.max(1, Math.ceil((heldUntil - now.getTime()) / 1000)) };
       }
-      const update: Row & { partitionKey: string; rowKey: string } =
+      // The same notification tried again keeps its creation time and counts the try; another
+      // message under the same id is a new notification replacing the earlier one.
+      const wrote =
         sameMessage || scheduledByRequest
-          ? {
-              ...keys,
-              status: 'sending',
-              attempts: Number(row.attempts ?? 0) + 1,
-              updatedAt: at,
-              messageId,
-              leaseUntil,
-            }
-          : // Another message under the same id: a new notification replacing the earlier one.
-            {
-              ...keys,
-              kind: 'notification',
-              channel,
-              status: 'sending',
-              attempts: 1,
-              createdAt: at,
-              updatedAt: at,
-              messageId,
-              leaseUntil,
-            };
-      const wrote = await this.table.update(
-        update,
-        row.etag,
-        sameMessage || scheduledByRequest ? 'Merge' : 'Replace',
-      );
+          ? await this.table.update(
+              { ...claimed, attempts: Number(row.attempts ?? 0) + 1 },
+              row.etag,
+              'Merge',
+            )
+          : await this.table.update(fresh, row.etag, 'Replace');
       if (!isMiss(wrote)) return { kind: 'claimed' };
     }
     // Four rounds lost to other writers of the same entry: let the message come back shortly.

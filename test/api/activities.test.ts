@@ -87,10 +87,7 @@ describe('sending as the app off (the default)', () => {
   });
 
   afterEach(async () => {
-    await eventually(async () => ((await queues.pending()) === 0 ? true : undefined), {
-      what: 'the queue to drain',
-      timeoutMs: 30_000,
-    });
+    await queues.drained();
     app.stack.graph!.teamsFaults.clear();
     await queues.clearPoison();
   });

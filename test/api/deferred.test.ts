@@ -24,10 +24,7 @@ afterAll(async () => {
 
 afterEach(async () => {
   // Each case leaves the queue drained and the fault queues empty for the next.
-  await eventually(async () => ((await queues.pending()) === 0 ? true : undefined), {
-    what: 'the queue to drain',
-    timeoutMs: 30_000,
-  });
+  await queues.drained();
   app.stack.graph!.faults.clear();
   app.stack.entra!.faults.clear();
   app.stack.keyVault!.faults.clear();

@@ -44,10 +44,7 @@ afterAll(async () => {
 });
 
 afterEach(async () => {
-  await eventually(async () => ((await queues.pending()) === 0 ? true : undefined), {
-    what: 'the queue to drain',
-    timeoutMs: 30_000,
-  });
+  await queues.drained();
   app.stack.graph!.faults.clear();
   app.stack.graph!.teamsFaults.clear();
   await queues.clearPoison();

@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import type { RunningAzurite } from '../../dev/azurite';
@@ -15,7 +13,7 @@ import {
   toTriggerMetadata,
 } from '../../dev/host/queue';
 import { APP_ROOT, readHostJson } from '../../dev/settings';
-import { buildFixtureApp } from '../support/fixture-app';
+import { buildFixtureApp, startReportServer } from '../support/fixture-app';
 import { eventually } from '../support/stack';
 import { startAzuriteOnFreePorts } from '../../dev/stack';
 import type { FixtureReport } from '../fixtures/queue-app/index';
@@ -32,7 +30,7 @@ const HOST_MAIN = path.join(APP_ROOT, 'dist', 'dev', 'host', 'main.js');
 let azurite: RunningAzurite;
 let service: QueueServiceClient;
 let reports: FixtureReport[] = [];
-let reportServer: Server;
+let reportServer: Awaited<ReturnType<typeof startReportServer>> | undefined;
 let reportUrl: string;
 let host: FunctionHostProcess | undefined;
 
@@ -101,16 +99,8 @@ beforeAll(async () => {
   buildFixtureApp(FIXTURE_SOURCE, FIXTURE_APP);
   azurite = await startAzuriteOnFreePorts(undefined);
   service = QueueServiceClient.fromConnectionString(azurite.connectionString);
-  reportServer = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      reports.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as FixtureReport);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => reportServer.listen(0, '127.0.0.1', resolve));
-  reportUrl = `http://127.0.0.1:${(reportServer.address() as AddressInfo).port}/`;
+  reportServer = await startReportServer<FixtureReport>((report) => reports.push(report));
+  reportUrl = reportServer.url;
 });
 
 afterEach(async () => {
@@ -121,7 +111,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await azurite?.stop();
-  await new Promise<void>((resolve) => (reportServer ? reportServer.close(() => resolve()) : resolve()));
+  await reportServer?.close();
   rmSync(FIXTURE_APP, { recursive: true, force: true });
 });
 

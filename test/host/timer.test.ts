@@ -1,11 +1,9 @@
 import { existsSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startFunctionHost, type FunctionHostProcess } from '../../dev/host-process';
 import { nextOccurrence } from '../../dev/host/ncrontab';
 import { APP_ROOT } from '../../dev/settings';
-import { buildFixtureApp } from '../support/fixture-app';
+import { buildFixtureApp, startReportServer } from '../support/fixture-app';
 import { eventually } from '../support/stack';
 import type { FixtureReport } from '../fixtures/timer-app/index';
 
@@ -24,7 +22,7 @@ const YEARLY = '0 0 0 1 Jan *';
 const NEVER_RUN = '0001-01-01T00:00:00+00:00';
 
 let reports: FixtureReport[] = [];
-let reportServer: Server;
+let reportServer: Awaited<ReturnType<typeof startReportServer>> | undefined;
 let reportUrl: string;
 let host: FunctionHostProcess | undefined;
 
@@ -71,16 +69,8 @@ function dotNetDate(date: Date): string {
 beforeAll(async () => {
   if (!existsSync(HOST_MAIN)) throw new Error(`${HOST_MAIN} is missing: run npm run build first.`);
   buildFixtureApp(FIXTURE_SOURCE, FIXTURE_APP);
-  reportServer = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      reports.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as FixtureReport);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => reportServer.listen(0, '127.0.0.1', resolve));
-  reportUrl = `http://127.0.0.1:${(reportServer.address() as AddressInfo).port}/`;
+  reportServer = await startReportServer<FixtureReport>((report) => reports.push(report));
+  reportUrl = reportServer.url;
 });
 
 afterEach(async () => {
@@ -90,7 +80,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => (reportServer ? reportServer.close(() => resolve()) : resolve()));
+  await reportServer?.close();
   rmSync(FIXTURE_APP, { recursive: true, force: true });
 });
 

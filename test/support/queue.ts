@@ -1,4 +1,5 @@
 import { QueueClient } from '@azure/storage-queue';
+import { eventually } from './stack';
 
 /** The deferred queue and its poison queue of a test stack, as an enqueuing system and an operator see them. */
 export class TestQueues {
@@ -13,6 +14,14 @@ export class TestQueues {
   /** Puts raw text on the queue exactly as given (for malformed messages). */
   async sendRaw(text: string): Promise<string> {
     return (await this.queue.sendMessage(text)).messageId;
+  }
+
+  /** Resolves once the main queue is empty (invisible messages included), within `timeoutMs`. */
+  async drained(timeoutMs = 30_000): Promise<void> {
+    await eventually(async () => ((await this.pending()) === 0 ? true : undefined), {
+      what: 'the queue to drain',
+      timeoutMs,
+    });
   }
 
   /** Messages in the main queue, invisible ones included. */
