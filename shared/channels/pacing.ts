@@ -34,8 +34,13 @@ export class TenantPacer {
     this.spacingMs = WINDOW_MS / perSecond;
   }
 
-  /** A slot within `maxWaitMs` (waited for), or how long until the next free one (nothing taken). */
-  async acquire(tenantId: string, maxWaitMs: number): Promise<Slot> {
+  /**
+   * A slot within `maxWaitMs` (waited for), or how long until the next free one (nothing taken).
+   * `admit: false` stops at the slot: the caller has more to do before its send (the queue's ledger
+   * claim, whose round trip varies) and calls `admit` right before it, so that what is checked
+   * against the window is when the send really starts.
+   */
+  async acquire(tenantId: string, maxWaitMs: number, options: { admit?: boolean } = {}): Promise<Slot> {
     const began = this.now();
     const key = tenantId.toLowerCase();
     const deadline = began + maxWaitMs;
@@ -44,6 +49,20 @@ export class TenantPacer {
     if (at > deadline) return { ok: false, waitMs: at - began };
     this.next.set(key, at + this.spacingMs);
     if (at > began) await this.sleep(at - began);
+    if (options.admit === false) return { ok: true, waitedMs: this.now() - began };
+    return this.startBy(key, began, deadline);
+  }
+
+  /**
+   * Right before a send whose slot was taken with `admit: false`: waits (at most about a window) until
+   * fewer than `perSecond` sends started in the last window, and counts this one.
+   */
+  async admit(tenantId: string): Promise<void> {
+    const now = this.now();
+    await this.startBy(tenantId.toLowerCase(), now, Number.POSITIVE_INFINITY);
+  }
+
+  private async startBy(key: string, began: number, deadline: number): Promise<Slot> {
     // A timer that fires late (a busy event loop) must not let starts bunch: the starts actually
     // made decide, over a window of a second and the margin.
     for (;;) {

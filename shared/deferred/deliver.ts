@@ -240,7 +240,8 @@ export class DeferredDelivery {
           : await this.deps.tokens.accessTokenFor(message.sender.user, scopesOf(channel));
       if (channel.paced && this.deps.pacer) {
         if (message.envelope.paced) this.deps.pacer.returned(who.tenantId);
-        const slot = await this.deps.pacer.acquire(who.tenantId, QUEUE_PACING_MAX_WAIT_MS);
+        // The start itself is admitted after the ledger's claim (below), right before the send.
+        const slot = await this.deps.pacer.acquire(who.tenantId, QUEUE_PACING_MAX_WAIT_MS, { admit: false });
         if (!slot.ok) {
           // Far over this instance's budget for the tenant: back on the queue until about its
           // slot, not counted as a try, no worker held while it waits.
@@ -286,6 +287,7 @@ export class DeferredDelivery {
         });
         return { kind: 'held', delaySec: claim.retryAfterSec };
       }
+      if (channel.paced) await this.deps.pacer?.admit(who.tenantId);
       const sent = await channel.send(token, prepared, message.envelope.correlationId);
       await this.record(log, () =>
         this.deps.ledger?.settled(message.sender, channel.name, prepared.id, messageId, {

@@ -88,3 +88,21 @@ it('an event loop that stalls does not let the starts it held back go out togeth
   expect(starts).toHaveLength(12);
   for (let i = 5; i < starts.length; i++) expect(starts[i]! - starts[i - 5]!).toBeGreaterThanOrEqual(1050);
 });
+
+it('admits a send taken without admission by when it really starts: a varying delay after the slot cannot bunch sends', async () => {
+  const { pacer, now, advance } = pacerAt(5);
+  const starts: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const slot = await pacer.acquire(TENANT, 5000, { admit: false });
+    expect(slot.ok).toBe(true);
+    // Between the slot and the send: the ledger's claim, 0-150 ms (more than the pacer's margin).
+    const claimMs = (i * 37) % 150;
+    advance(claimMs);
+    await pacer.admit(TENANT);
+    starts.push(now());
+    // The next caller arrives for its slot as this one's send goes.
+    advance(-claimMs);
+  }
+  starts.sort((a, b) => a - b);
+  for (let i = 5; i < starts.length; i++) expect(starts[i]! - starts[i - 5]!).toBeGreaterThanOrEqual(1050);
+});
