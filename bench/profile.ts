@@ -104,27 +104,22 @@ export function summarise(
   }
   const ms = (micros: number): number => micros / 1000;
   const sorted = (m: Map<string, number>): [string, number][] => [...m].sort((a, b) => b[1] - a[1]);
+  const top15 = (m: Map<string, number>) =>
+    sorted(m)
+      .slice(0, 15)
+      .map(([what, micros]) => ({
+        what,
+        selfMs: round(ms(micros), 0),
+        share: round(micros / busy, 3),
+        perRequestMs: round(ms(micros) / requests, 3),
+      }));
   return {
     concurrency,
     requests,
     cpuMsPerRequest: round(ms(busy) / requests, 2),
     busyShare: round(busy / total, 3),
-    byPackage: sorted(packages)
-      .slice(0, 15)
-      .map(([what, micros]) => ({
-        what,
-        selfMs: round(ms(micros), 0),
-        share: round(micros / busy, 3),
-        perRequestMs: round(ms(micros) / requests, 3),
-      })),
-    bySelf: sorted(selves)
-      .slice(0, 15)
-      .map(([what, micros]) => ({
-        what,
-        selfMs: round(ms(micros), 0),
-        share: round(micros / busy, 3),
-        perRequestMs: round(ms(micros) / requests, 3),
-      })),
+    byPackage: top15(packages),
+    bySelf: top15(selves),
     topFunctions: sorted(functions)
       .slice(0, 15)
       .map(([what, micros]) => ({ what, selfMs: round(ms(micros), 0), share: round(micros / busy, 3) })),

@@ -31,6 +31,20 @@ export type Claim =
   /** Another invocation holds it (its lease has not run out): come back after `retryAfterSec`. */
   | { kind: 'busy'; retryAfterSec: number };
 
+/**
+ * What an entry that starts over must not keep from the notification that had its id before: a
+ * merge leaves properties it does not name, so they are written empty.
+ */
+const CLEARED: Row = {
+  deliverAt: '',
+  messageId: '',
+  leaseUntil: '',
+  sentAt: '',
+  lastErrorCode: '',
+  lastErrorAt: '',
+  graphId: '',
+};
+
 const FINISHED: ReadonlySet<string> = new Set(['sent', 'dead_lettered', 'failed']);
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -94,13 +108,9 @@ export class DeliveryLedger {
       attempts: 0,
       createdAt: at,
       updatedAt: at,
+      ...CLEARED,
       deliverAt,
       messageId: messageId ?? '',
-      leaseUntil: '',
-      sentAt: '',
-      lastErrorCode: '',
-      lastErrorAt: '',
-      graphId: '',
     });
   }
 
@@ -116,13 +126,7 @@ export class DeliveryLedger {
       channel,
       attempts: 1,
       createdAt: at,
-      deliverAt: '',
-      messageId: '',
-      leaseUntil: '',
-      sentAt: '',
-      lastErrorCode: '',
-      lastErrorAt: '',
-      graphId: '',
+      ...CLEARED,
       ...settledFields(settled, at),
     });
   }
